@@ -1,0 +1,439 @@
+/*
+ * items: the /v1/items resource: list, get, create, replace, delete.
+ *
+ * Each handler checks what it can without the database (id, media type,
+ * body, conditional headers), fills the request's db_req with text
+ * parameters that live in the request itself, submits it, and answers from
+ * the database callback. Item JSON is rendered in C from the row's text
+ * columns (codec_item_render): see docs/design.md for why not json-c or
+ * PostgreSQL's json_build_object.
+ */
+#include <errno.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringlet/codec.h"
+#include "ringlet/db.h"
+#include "ringlet/handlers.h"
+#include "ringlet/http.h"
+#include "ringlet/router.h"
+
+#define MAX_TAGS 32 /* entity-tags considered in one If-Match */
+
+static struct http_session *owner_of(struct db_req *req)
+{
+    return ring_container_of(req, struct http_session, req.db);
+}
+
+/* The single place mapping a database outcome to an HTTP answer. */
+static bool answer_db_failure(struct http_session *s, const struct db_result *res)
+{
+    struct http_resp h = {0};
+    switch (res->status) {
+    case DB_OK:
+        return false;
+    case DB_UNAVAILABLE:
+        h.retry_after = 1;
+        http_resp_problem(s, 503, "the database is unavailable; retry later", &h);
+        return true;
+    case DB_TIMEOUT:
+        http_resp_problem(s, 504, "the database did not answer within the request deadline",
+                          NULL);
+        return true;
+    case DB_ERROR:
+    default:
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return true;
+    }
+}
+
+static void submit(struct http_session *s, enum db_stmt stmt, bool idempotent, db_cb cb)
+{
+    struct db_req *q = &s->req.db;
+    q->stmt = stmt;
+    q->idempotent = idempotent;
+    q->cb = cb;
+    int rc = db_submit(s->env->db, q);
+    if (rc == 0) {
+        s->req.db_pending = true;
+        return;
+    }
+    struct http_resp h = {.retry_after = 1};
+    http_resp_problem(s, 503,
+                      rc == -EAGAIN ? "too many requests are waiting for the database"
+                                    : "the database is unavailable; retry later",
+                      &h);
+}
+
+/* Item row at `row`, columns starting at `col0`, as codec input. */
+static void row_of(const struct db_result *res, int row, int col0, struct codec_item_row *out)
+{
+    int len;
+    out->id = db_value(res, row, col0 + DB_COL_ID, &len);
+    out->id_len = (size_t)len;
+    out->name = db_value(res, row, col0 + DB_COL_NAME, &len);
+    out->name_len = (size_t)len;
+    out->data = db_value(res, row, col0 + DB_COL_DATA, &len);
+    out->data_len = (size_t)len;
+    out->version = db_value(res, row, col0 + DB_COL_VERSION, &len);
+    out->version_len = (size_t)len;
+    out->created_at = db_value(res, row, col0 + DB_COL_CREATED_AT, &len);
+    out->created_at_len = (size_t)len;
+    out->updated_at = db_value(res, row, col0 + DB_COL_UPDATED_AT, &len);
+    out->updated_at_len = (size_t)len;
+}
+
+static bool row_complete(const struct codec_item_row *r)
+{
+    return r->id && r->name && r->data && r->version && r->created_at && r->updated_at;
+}
+
+static int64_t parse_i64(const char *s, size_t n)
+{
+    int64_t v = 0;
+    if (!s || !n || n > 18)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Render one item and answer `status` with its ETag (and Location). */
+static void answer_item(struct http_session *s, const struct db_result *res, int row, int col0,
+                        int status, bool location)
+{
+    struct codec_item_row ir;
+    if (res->ncols < col0 + DB_ITEM_NCOLS) {
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return;
+    }
+    row_of(res, row, col0, &ir);
+    int64_t version = row_complete(&ir) ? parse_i64(ir.version, ir.version_len) : -1;
+    struct buf *b = http_resp_begin(s);
+    size_t mark = b->len;
+    if (version < 0 || codec_item_render(b, &ir)) {
+        b->len = mark;
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return;
+    }
+    struct http_resp h = {.content_type = "application/json", .etag_version = version};
+    if (location)
+        h.location_id = parse_i64(ir.id, ir.id_len);
+    http_resp_finish(s, status, &h);
+}
+
+/* ---- conditional requests (RFC 9110 13.1) ---- */
+
+/*
+ * Parse an If-Match / If-None-Match list. Returns true for "*". Collects the
+ * versions of tags of the form "N" (and W/"N" when `weak_ok`) into `v`.
+ * Tags that cannot be ours are skipped: they simply never match.
+ */
+static bool parse_tags(const char *p, size_t n, bool weak_ok, int64_t *v, int *count)
+{
+    const char *end = p + n;
+    *count = 0;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p == end)
+            break;
+        if (*p == '*')
+            return true;
+        bool weak = false;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+            weak = true;
+            p += 2;
+        }
+        if (p < end && *p == '"') {
+            const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
+            if (!q)
+                break;
+            int64_t ver = parse_i64(p + 1, (size_t)(q - p - 1));
+            if (ver > 0 && ver <= INT32_MAX && (!weak || weak_ok) && *count < MAX_TAGS)
+                v[(*count)++] = ver;
+            p = q + 1;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+        }
+    }
+    return false;
+}
+
+/* $N versions parameter for update/delete: NULL (no condition) or "{1,2}". */
+static const char *versions_param(struct http_session *s, int *len)
+{
+    struct http_request *r = &s->req;
+    *len = 0;
+    if (!r->if_match.data || r->if_match.len == 0)
+        return NULL;
+    int64_t v[MAX_TAGS];
+    int count;
+    if (parse_tags(r->if_match.data, r->if_match.len, false, v, &count))
+        return NULL; /* "*": any current representation */
+    size_t off = 0;
+    r->p_versions[off++] = '{';
+    for (int i = 0; i < count; i++)
+        off += (size_t)snprintf(r->p_versions + off, sizeof(r->p_versions) - off, "%s%lld",
+                                i ? "," : "", (long long)v[i]);
+    r->p_versions[off++] = '}';
+    r->p_versions[off] = '\0';
+    *len = (int)off;
+    return r->p_versions;
+}
+
+static void set_id_param(struct http_session *s, int idx)
+{
+    struct http_request *r = &s->req;
+    int n = snprintf(r->p_id, sizeof(r->p_id), "%lld", (long long)r->id);
+    r->db.params[idx] = r->p_id;
+    r->db.lengths[idx] = n;
+}
+
+/* ---- GET /v1/items/{id} ---- */
+
+static void get_done(struct db_req *req, const struct db_result *res)
+{
+    struct http_session *s = owner_of(req);
+    s->req.db_pending = false;
+    if (answer_db_failure(s, res))
+        return;
+    if (res->nrows == 0) {
+        char detail[64];
+        snprintf(detail, sizeof(detail), "item %lld does not exist", (long long)s->req.id);
+        http_resp_problem(s, 404, detail, NULL);
+        return;
+    }
+    struct http_request *r = &s->req;
+    if (r->if_none_match.len) {
+        int len;
+        const char *vs = res->ncols > DB_COL_VERSION ? db_value(res, 0, DB_COL_VERSION, &len)
+                                                     : NULL;
+        int64_t version = vs ? parse_i64(vs, (size_t)len) : -1;
+        int64_t v[MAX_TAGS];
+        int count;
+        bool match = parse_tags(r->if_none_match.data, r->if_none_match.len, true, v, &count);
+        for (int i = 0; !match && i < count; i++)
+            match = v[i] == version;
+        if (match && version > 0) {
+            struct http_resp h = {.etag_version = version};
+            http_resp_finish(s, 304, &h);
+            return;
+        }
+    }
+    answer_item(s, res, 0, 0, 200, false);
+}
+
+void items_get(struct http_session *s)
+{
+    struct db_req *q = &s->req.db;
+    q->nparams = 1;
+    set_id_param(s, 0);
+    submit(s, DB_STMT_ITEM_GET, true, get_done);
+}
+
+/* ---- GET /v1/items ---- */
+
+static void list_done(struct db_req *req, const struct db_result *res)
+{
+    struct http_session *s = owner_of(req);
+    s->req.db_pending = false;
+    if (answer_db_failure(s, res))
+        return;
+    if (res->ncols < DB_ITEM_NCOLS && res->nrows) {
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return;
+    }
+    unsigned limit = (unsigned)atoi(s->req.p_extra);
+    struct buf *b = http_resp_begin(s);
+    size_t mark = b->len;
+    int rc = buf_append_str(b, "{\"items\":[");
+    const char *last_id = NULL;
+    int last_len = 0;
+    for (int i = 0; rc == 0 && i < res->nrows; i++) {
+        struct codec_item_row ir;
+        row_of(res, i, 0, &ir);
+        if (!row_complete(&ir)) {
+            rc = -EINVAL;
+            break;
+        }
+        if (i)
+            rc = buf_append(b, ",", 1);
+        if (rc == 0)
+            rc = codec_item_render(b, &ir);
+        last_id = ir.id;
+        last_len = (int)ir.id_len;
+    }
+    if (rc == 0) {
+        rc = buf_append_str(b, "],\"next_after\":");
+        if (rc == 0 && last_id && (unsigned)res->nrows >= limit)
+            rc = buf_append(b, last_id, (size_t)last_len);
+        else if (rc == 0)
+            rc = buf_append_str(b, "null");
+        if (rc == 0)
+            rc = buf_append(b, "}", 1);
+    }
+    if (rc) {
+        b->len = mark;
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return;
+    }
+    struct http_resp h = {.content_type = "application/json"};
+    http_resp_finish(s, 200, &h);
+}
+
+void items_list(struct http_session *s, const char *query, size_t query_len)
+{
+    struct http_request *r = &s->req;
+    unsigned limit;
+    int64_t after;
+    char detail[128];
+    if (router_parse_list_query(query, query_len, &limit, &after, detail, sizeof(detail))) {
+        http_resp_problem(s, 400, detail, NULL);
+        return;
+    }
+    struct db_req *q = &r->db;
+    q->nparams = 2;
+    int n = snprintf(r->p_id, sizeof(r->p_id), "%lld", (long long)after);
+    q->params[0] = r->p_id;
+    q->lengths[0] = n;
+    n = snprintf(r->p_extra, sizeof(r->p_extra), "%u", limit);
+    q->params[1] = r->p_extra;
+    q->lengths[1] = n;
+    submit(s, DB_STMT_ITEM_LIST, true, list_done);
+}
+
+/* ---- bodies ---- */
+
+/* Validate media type and body into r->input. False when answered already. */
+static bool read_body(struct http_session *s)
+{
+    struct http_request *r = &s->req;
+    if (r->has_body && r->ctype != CT_JSON) {
+        http_resp_problem(s, 415, "the request body must be application/json", NULL);
+        return false;
+    }
+    if (r->body.len == 0) {
+        http_resp_problem(s, 400, "the request body must be a JSON object with a \"name\"",
+                          NULL);
+        return false;
+    }
+    char detail[160];
+    int rc = codec_item_parse(r->body.data, r->body.len, &r->input, detail, sizeof(detail));
+    if (rc == -ENOMEM) {
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return false;
+    }
+    if (rc) {
+        http_resp_problem(s, 400, detail, NULL);
+        return false;
+    }
+    r->input_live = true;
+    return true;
+}
+
+/* ---- POST /v1/items ---- */
+
+static void create_done(struct db_req *req, const struct db_result *res)
+{
+    struct http_session *s = owner_of(req);
+    s->req.db_pending = false;
+    if (answer_db_failure(s, res))
+        return;
+    if (res->nrows != 1) {
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+        return;
+    }
+    answer_item(s, res, 0, 0, 201, true);
+}
+
+void items_create(struct http_session *s)
+{
+    if (!read_body(s))
+        return;
+    struct http_request *r = &s->req;
+    struct db_req *q = &r->db;
+    q->nparams = 2;
+    q->params[0] = r->input.name;
+    q->lengths[0] = (int)r->input.name_len;
+    q->params[1] = r->input.data;
+    q->lengths[1] = (int)r->input.data_len;
+    submit(s, DB_STMT_ITEM_INSERT, false, create_done);
+}
+
+/* ---- PUT and DELETE: one status row ---- */
+
+/* "ok", "absent" or "mismatch" from the status column; false when answered. */
+static bool status_row(struct http_session *s, const struct db_result *res, bool *ok)
+{
+    int len = 0;
+    const char *st = res->nrows == 1 && res->ncols >= 1 ? db_value(res, 0, DB_STATUS_COL, &len)
+                                                       : NULL;
+    if (st && len == 2 && memcmp(st, "ok", 2) == 0) {
+        *ok = true;
+        return true;
+    }
+    *ok = false;
+    if (st && len == 6 && memcmp(st, "absent", 6) == 0) {
+        char detail[64];
+        snprintf(detail, sizeof(detail), "item %lld does not exist", (long long)s->req.id);
+        http_resp_problem(s, 404, detail, NULL);
+    } else if (st && len == 8 && memcmp(st, "mismatch", 8) == 0) {
+        http_resp_problem(s, 412, "If-Match does not match the item's current version", NULL);
+    } else {
+        http_resp_problem(s, 500, "the request could not be completed", NULL);
+    }
+    return false;
+}
+
+static void update_done(struct db_req *req, const struct db_result *res)
+{
+    struct http_session *s = owner_of(req);
+    s->req.db_pending = false;
+    bool ok;
+    if (answer_db_failure(s, res) || !status_row(s, res, &ok))
+        return;
+    answer_item(s, res, 0, 1, 200, false);
+}
+
+void items_update(struct http_session *s)
+{
+    if (!read_body(s))
+        return;
+    struct http_request *r = &s->req;
+    struct db_req *q = &r->db;
+    q->nparams = 4;
+    set_id_param(s, 0);
+    q->params[1] = r->input.name;
+    q->lengths[1] = (int)r->input.name_len;
+    q->params[2] = r->input.data;
+    q->lengths[2] = (int)r->input.data_len;
+    q->params[3] = versions_param(s, &q->lengths[3]);
+    submit(s, DB_STMT_ITEM_UPDATE, false, update_done);
+}
+
+static void delete_done(struct db_req *req, const struct db_result *res)
+{
+    struct http_session *s = owner_of(req);
+    s->req.db_pending = false;
+    bool ok;
+    if (answer_db_failure(s, res) || !status_row(s, res, &ok))
+        return;
+    http_resp_finish(s, 204, NULL);
+}
+
+void items_delete(struct http_session *s)
+{
+    struct http_request *r = &s->req;
+    struct db_req *q = &r->db;
+    q->nparams = 2;
+    set_id_param(s, 0);
+    q->params[1] = versions_param(s, &q->lengths[1]);
+    submit(s, DB_STMT_ITEM_DELETE, false, delete_done);
+}
