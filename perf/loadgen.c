@@ -68,6 +68,8 @@ struct conn {
     int64_t sent_ns;      /* actual write time, for the timeout */
     bool counted;         /* inside the measured window */
     bool in_idle;         /* on the free list (maybe stale: check state) */
+    bool retry;           /* reconnecting to resend the request in wbuf */
+    uint32_t gen;         /* socket generation: drops stale epoll events */
     int idle_next;        /* free-list link */
 };
 
@@ -109,6 +111,8 @@ static uint32_t *hist;
 static uint64_t n_sent, n_recorded, n_ok, n_fail;
 static uint64_t n_win, n_win_ok; /* closed loop: answered inside the window */
 static uint64_t e_connect, e_reset, e_timeout, e_parse, e_status;
+static uint64_t n_retried;
+static bool idempotent;
 static uint64_t status_count[600];
 static int64_t lat_max_ns, lat_sum_ok_ns;
 static uint64_t max_backlog;
@@ -269,6 +273,7 @@ static void conn_open(int i)
     c->state = C_CONNECTING;
     c->reused = false;
     c->rlen = 0;
+    c->sent_ns = now_ns(); /* connect deadline */
     int rc = connect(c->fd, (struct sockaddr *)&addr, addrlen);
     if (rc < 0 && errno != EINPROGRESS) {
         e_connect++;
@@ -277,31 +282,55 @@ static void conn_open(int i)
         c->state = C_DEAD;
         return;
     }
-    struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+    c->gen++;
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP,
+                             .data.u64 = (uint64_t)c->gen << 32 | (uint32_t)i};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         perror("loadgen: epoll_ctl");
         exit(2);
     }
 }
 
-/* Close a connection; a request in flight on it fails. Reopens it. */
-static void conn_fail(int i, uint64_t *counter)
+/* Close a connection; the request in flight on it fails, except in one case:
+ * a reused keep-alive connection that the server closed before sending a byte
+ * of the answer (it was closing the idle connection as the request went out).
+ * An idempotent request (RFC 9110 9.2.2) is then sent again once on a new
+ * connection, as HTTP clients do; its latency still runs from the first
+ * attempt. The loop reopens dead connections. */
+static void conn_fail(int i, uint64_t *counter, bool may_retry)
 {
     struct conn *c = &conns[i];
-    if (c->state == C_BUSY) {
+    bool had_req = c->state == C_BUSY || c->retry;
+    bool retry = may_retry && c->state == C_BUSY && c->reused && c->rlen == 0 && idempotent &&
+                 !c->retry;
+    if (c->fd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    if (retry) {
+        n_retried++;
+        c->retry = true;
+        conn_open(i);
+        if (c->state == C_CONNECTING)
+            return;
+        counter = &e_connect;
+    }
+    if (had_req) {
         (*counter)++;
         if (c->counted)
             record(now_ns() - c->start_ns, false);
     } else if (c->state == C_CONNECTING) {
         (*counter)++;
     }
-    if (c->fd >= 0) {
-        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-    }
-    c->fd = -1;
+    c->retry = false;
     c->state = C_DEAD;
 }
+
+static void conn_flush(int i);
+
+/* The connection is up: idle, or resend the request it was reopened for. */
+static void conn_connected(int i);
 
 static int64_t next_id(void)
 {
@@ -321,7 +350,7 @@ static int64_t next_id(void)
 static void conn_want_write(int i, bool on)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0),
-                             .data.u32 = (uint32_t)i};
+                             .data.u64 = (uint64_t)conns[i].gen << 32 | (uint32_t)i};
     epoll_ctl(epfd, EPOLL_CTL_MOD, conns[i].fd, &ev);
 }
 
@@ -340,13 +369,29 @@ static void conn_flush(int i)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        conn_fail(i, &e_reset);
+        conn_fail(i, &e_reset, true);
         return;
     }
 }
 
 static size_t body_len;
 static size_t wbuf_cap;
+
+static void conn_connected(int i)
+{
+    struct conn *c = &conns[i];
+    conn_want_write(i, false);
+    if (!c->retry) {
+        conn_push_idle(i);
+        return;
+    }
+    c->retry = false;
+    c->state = C_BUSY;
+    c->woff = 0;
+    c->rlen = 0;
+    c->sent_ns = now_ns();
+    conn_flush(i);
+}
 
 static void conn_send(int i, int64_t origin_ns, bool counted)
 {
@@ -478,13 +523,13 @@ static void conn_readable(int i, uint64_t *done_out)
             break;
         if (errno == EINTR)
             continue;
-        conn_fail(i, &e_reset);
+        conn_fail(i, &e_reset, true);
         return;
     }
     if (c->state != C_BUSY) {
         /* unsolicited bytes or close on an idle connection (server idle close) */
         if (eof || c->rlen)
-            conn_fail(i, &e_reset); /* not busy: no request fails, nothing counted */
+            conn_fail(i, &e_reset, true); /* not busy: no request fails, nothing counted */
         return;
     }
     int status = 0;
@@ -492,11 +537,11 @@ static void conn_readable(int i, uint64_t *done_out)
     int rc = c->rlen ? parse_response(c, &status, &close_after, eof) : 0;
     if (rc == 0) {
         if (eof)
-            conn_fail(i, &e_reset);
+            conn_fail(i, &e_reset, true);
         return;
     }
     if (rc < 0) {
-        conn_fail(i, &e_parse);
+        conn_fail(i, &e_parse, false);
         return;
     }
     int64_t t = now_ns();
@@ -561,6 +606,7 @@ static void write_json(FILE *f, double window_s, double elapsed_s)
             o.warmup, window_s, elapsed_s);
     fprintf(f, "\"timeout_s\":%.3f,\"ids_exhausted\":%s,\"max_backlog\":%" PRIu64 ",", o.timeout,
             ids_exhausted ? "true" : "false", max_backlog);
+    fprintf(f, "\"retried\":%" PRIu64 ",", n_retried);
     fprintf(f, "\"sent\":%" PRIu64 ",\"recorded\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",",
             n_sent, n_recorded, n_ok, n_fail);
     fprintf(f,
@@ -658,6 +704,7 @@ int main(int argc, char **argv)
     if (o.once && o.rate > 0)
         die("--once is for closed loop only");
     is_head = strcmp(o.method, "HEAD") == 0;
+    idempotent = strcmp(o.method, "POST") != 0 && strcmp(o.method, "PATCH") != 0;
     parse_url(o.url);
     body_len = o.body ? strlen(o.body) : 0;
     wbuf_cap = 4096 + sizeof(path_pre) + sizeof(path_suf) + body_len;
@@ -694,18 +741,17 @@ int main(int argc, char **argv)
     while (pending > 0 && now_ns() < deadline && !interrupted) {
         int n = epoll_wait(epfd, evs, 512, 100);
         for (int k = 0; k < n; k++) {
-            int i = (int)evs[k].data.u32;
+            int i = (int)(uint32_t)evs[k].data.u64;
             struct conn *c = &conns[i];
-            if (c->state != C_CONNECTING)
+            if (c->state != C_CONNECTING || (uint32_t)(evs[k].data.u64 >> 32) != c->gen)
                 continue;
             int err = 0;
             socklen_t el = sizeof(err);
             getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
             if (err || (evs[k].events & (EPOLLERR | EPOLLHUP))) {
-                conn_fail(i, &e_connect);
+                conn_fail(i, &e_connect, false);
             } else {
-                conn_want_write(i, false);
-                conn_push_idle(i);
+                conn_connected(i);
             }
             pending--;
         }
@@ -754,7 +800,7 @@ int main(int argc, char **argv)
                                 : (t >= t_end || ids_exhausted);
         int busy = 0;
         for (int i = 0; i < o.conns; i++)
-            busy += conns[i].state == C_BUSY;
+            busy += conns[i].state == C_BUSY || conns[i].retry;
         if (sending_over && busy == 0)
             break;
         if (t >= drain_deadline)
@@ -765,8 +811,8 @@ int main(int argc, char **argv)
             last_reconnect_scan = t;
             for (int i = 0; i < o.conns; i++) {
                 struct conn *c = &conns[i];
-                if (c->state == C_BUSY && t - c->sent_ns > timeout_ns)
-                    conn_fail(i, &e_timeout);
+                if ((c->state == C_BUSY || c->state == C_CONNECTING) && t - c->sent_ns > timeout_ns)
+                    conn_fail(i, &e_timeout, false);
                 if (c->state == C_DEAD && !sending_over)
                     conn_open(i);
             }
@@ -788,20 +834,19 @@ int main(int argc, char **argv)
             n = epoll_wait(epfd, evs, 512, (int)(wait_ns / 1000000));
         }
         for (int k = 0; k < n; k++) {
-            int i = (int)evs[k].data.u32;
+            int i = (int)(uint32_t)evs[k].data.u64;
             struct conn *c = &conns[i];
             uint32_t e = evs[k].events;
-            if (c->state == C_DEAD)
+            if (c->state == C_DEAD || (uint32_t)(evs[k].data.u64 >> 32) != c->gen)
                 continue;
             if (c->state == C_CONNECTING) {
                 int err = 0;
                 socklen_t el = sizeof(err);
                 getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
                 if (err || (e & (EPOLLERR | EPOLLHUP))) {
-                    conn_fail(i, &e_connect);
+                    conn_fail(i, &e_connect, false);
                 } else if (e & EPOLLOUT) {
-                    conn_want_write(i, false);
-                    conn_push_idle(i);
+                    conn_connected(i);
                 }
                 continue;
             }
@@ -818,8 +863,8 @@ int main(int argc, char **argv)
     /* Whatever is still unanswered or unsent at the end is a failure. */
     int64_t t_stop = now_ns();
     for (int i = 0; i < o.conns; i++)
-        if (conns[i].state == C_BUSY)
-            conn_fail(i, &e_timeout);
+        if (conns[i].state == C_BUSY || conns[i].retry)
+            conn_fail(i, &e_timeout, false);
     if (o.rate > 0) {
         while (t0 + (int64_t)((double)next_k * interval_ns) < t_end) {
             int64_t intended = t0 + (int64_t)((double)next_k * interval_ns);

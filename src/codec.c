@@ -104,18 +104,18 @@ enum scan_err {
 struct scan {
     const unsigned char *p;
     size_t len;
-    size_t pos;         /* next byte; the error position after a failure */
+    size_t pos; /* next byte; the error position after a failure */
     enum scan_err err;
-    size_t nuls;        /* \u0000 escapes seen so far, keys included */
-    bool track;         /* record the members of a top-level object */
+    size_t nuls; /* \u0000 escapes seen so far, keys included */
+    bool track;  /* record the members of a top-level object */
     /* Filled when `track` and the top-level value is an object: */
-    size_t members;     /* members as written, duplicates counted */
-    size_t name_seen;   /* members whose key decodes to "name" */
-    size_t data_seen;   /* members whose key decodes to "data" */
-    bool key_nul;       /* some top-level key contains \u0000 */
-    size_t data_start;  /* raw span of the last "data" value */
+    size_t members;    /* members as written, duplicates counted */
+    size_t name_seen;  /* members whose key decodes to "name" */
+    size_t data_seen;  /* members whose key decodes to "data" */
+    bool key_nul;      /* some top-level key contains \u0000 */
+    size_t data_start; /* raw span of the last "data" value */
     size_t data_end;
-    bool data_nul;      /* that value contains \u0000 in a key or string */
+    bool data_nul; /* that value contains \u0000 in a key or string */
 };
 
 static bool scan_fail(struct scan *s, enum scan_err err)
@@ -634,8 +634,7 @@ int codec_item_parse(const char *body, size_t len, struct codec_item_input *in, 
     }
     if (sc.name_seen > 1 || sc.data_seen > 1 ||
         sc.members != (size_t)json_object_object_length(root)) {
-        rc = fail(detail, detail_len, "duplicate field \"%s\"",
-                  sc.data_seen > 1 ? "data" : "name");
+        rc = fail(detail, detail_len, "duplicate field \"%s\"", sc.data_seen > 1 ? "data" : "name");
         goto out_put_root;
     }
 
@@ -920,9 +919,8 @@ int codec_item_render(struct buf *out, const struct codec_item_row *r)
 
     const unsigned char *nm = (const unsigned char *)r->name;
     size_t name_out = string_out_len(nm, r->name_len);
-    size_t fixed = sizeof(k_id) + sizeof(k_name) + sizeof(k_data) + sizeof(k_ver) +
-                   sizeof(k_cr) + sizeof(k_up) + sizeof(k_end) - 7 + r->id_len + r->version_len +
-                   2 * TS_LEN;
+    size_t fixed = sizeof(k_id) + sizeof(k_name) + sizeof(k_data) + sizeof(k_ver) + sizeof(k_cr) +
+                   sizeof(k_up) + sizeof(k_end) - 7 + r->id_len + r->version_len + 2 * TS_LEN;
     if (name_out == SIZE_MAX || r->data_len > SIZE_MAX - fixed ||
         name_out > SIZE_MAX - fixed - r->data_len)
         return -E2BIG;

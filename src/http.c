@@ -83,6 +83,7 @@ static void request_reset(struct http_session *s)
     r->ctype_count = 0;
     r->head_bytes = 0;
     r->hname_len = 0;
+    r->hval_len = 0;
     r->cur_hdr = HDR_OTHER;
     r->m_method = M_METHOD_OTHER;
     r->m_route = M_ROUTE_UNMATCHED;
@@ -190,10 +191,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         break;
     case HDR_CONTENT_TYPE:
     case HDR_EXPECT:
-        /* short values: reuse hname as scratch (the name is classified already) */
-        if (r->hname_len + len < sizeof(r->hname))
-            memcpy(r->hname + r->hname_len, at, len);
-        r->hname_len += len;
+        /* only the start of these values matters: keep up to sizeof(hval) */
+        if (r->hval_len < sizeof(r->hval)) {
+            size_t n = len < sizeof(r->hval) - r->hval_len ? len : sizeof(r->hval) - r->hval_len;
+            memcpy(r->hval + r->hval_len, at, n);
+        }
+        r->hval_len += len;
         return 0;
     default:
         return 0;
@@ -217,20 +220,20 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct http_session *s = sess(p);
     struct http_request *r = &s->req;
-    bool fits = r->hname_len < sizeof(r->hname);
+    size_t kept = r->hval_len < sizeof(r->hval) ? r->hval_len : sizeof(r->hval);
     if (r->cur_hdr == HDR_CONTENT_TYPE) {
-        /* media type before any parameters: "application/json; charset=utf-8" */
-        size_t n = fits ? r->hname_len : 0;
-        const char *semi = fits ? memchr(r->hname, ';', n) : NULL;
-        if (semi)
-            n = (size_t)(semi - r->hname);
-        r->ctype = fits && token_is(r->hname, n, "application/json") ? CT_JSON : CT_OTHER;
+        /* the media type before any parameters: "application/json; charset=utf-8" */
+        const char *semi = memchr(r->hval, ';', kept);
+        bool whole = semi || r->hval_len <= sizeof(r->hval);
+        size_t n = semi ? (size_t)(semi - r->hval) : kept;
+        r->ctype = whole && token_is(r->hval, n, "application/json") ? CT_JSON : CT_OTHER;
     } else if (r->cur_hdr == HDR_EXPECT) {
-        if (fits && token_is(r->hname, r->hname_len, "100-continue"))
+        if (r->hval_len <= sizeof(r->hval) && token_is(r->hval, kept, "100-continue"))
             r->expect_continue = true;
         else
             r->expect_other = true;
     }
+    r->hval_len = 0;
     r->hname_len = 0;
     r->cur_hdr = HDR_OTHER;
     return 0;
@@ -432,12 +435,8 @@ void http_session_timeout(struct http_session *s)
     switch (s->phase) {
     case HS_HEAD:
     case HS_BODY:
-        if (s->req.head_bytes || s->req.body.len || s->phase == HS_BODY) {
-            reject(s, 408, "the request was not received in time");
-            break;
-        }
-        /* nothing of a request arrived: just close */
-        __attribute__((fallthrough));
+        reject(s, 408, "the request was not received in time");
+        break;
     case HS_IDLE:
     case HS_WRITING:
     case HS_HANDLING:
@@ -550,7 +549,12 @@ const char *http_date_now(void)
 
 struct buf *http_resp_begin(struct http_session *s)
 {
-    s->resp_base = s->out.len;
+    /* Starting over (a handler turning its answer into an error) drops what
+     * the first attempt wrote. */
+    if (s->resp_begun)
+        s->out.len = s->resp_base;
+    else
+        s->resp_base = s->out.len;
     s->resp_begun = true;
     if (buf_reserve(&s->out, HEAD_RESERVE + 256) == 0)
         s->out.len += HEAD_RESERVE;

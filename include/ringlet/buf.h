@@ -41,7 +41,7 @@ static inline int buf_append_str(struct buf *b, const char *s);
 
 /* Append formatted text. 0, -ENOMEM or -E2BIG. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Drop the first `n` bytes (n <= len), moving the rest to the front. */
 void buf_consume(struct buf *b, size_t n);

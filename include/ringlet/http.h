@@ -79,6 +79,8 @@ struct http_request {
     size_t head_bytes;        /* header section size so far, for the 431 limit */
     char hname[24];           /* the header name being received (interesting ones are short) */
     size_t hname_len;
+    char hval[64];            /* start of a Content-Type or Expect value */
+    size_t hval_len;          /* full length seen (may exceed sizeof(hval)) */
     enum http_hdr cur_hdr;
     uint64_t start_ns; /* first byte of the request, for the duration histogram */
 

@@ -38,6 +38,13 @@ struct log_field {
 /* Set format and minimum level; before the first call: json, info. */
 void log_init(enum cfg_log_format format, enum cfg_log_level level);
 
+/*
+ * Send records to `fd` instead of stderr (2), e.g. a pipe in unit tests. The
+ * descriptor stays the caller's: log never closes it. A negative fd restores
+ * stderr.
+ */
+void log_set_fd(int fd);
+
 /* True when records at `level` are written. */
 bool log_enabled(enum cfg_log_level level);
 
