@@ -253,6 +253,9 @@ static int on_headers_complete(llhttp_t *p)
     if (r->ctype_count > 1)
         r->ctype = CT_OTHER;
 
+    if (r->http_major != 1)
+        return r->http_major == 0 ? fail(s, 400, "the request line lacks an HTTP version")
+                                  : fail(s, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
     if (r->method == HTTP_CONNECT)
         return fail(s, 400, "CONNECT is not supported");
     if (r->host_count > 1 || (r->host_count == 0 && r->http_major == 1 && r->http_minor >= 1))
@@ -264,7 +267,11 @@ static int on_headers_complete(llhttp_t *p)
     if (r->expect_continue && r->has_body && r->http_minor >= 1) {
         int status = router_precheck(s);
         if (status)
-            return fail(s, status, NULL);
+            return fail(s, status,
+                        status == 404   ? "no resource at this path"
+                        : status == 405 ? "method not allowed on this resource"
+                        : status == 400 ? "the item id must be a decimal integer from 1 to 2^63-1"
+                                        : "the request body must be application/json");
         /* Sent from static memory: `out` may be reallocated while it is in
          * flight, if the final answer is built before it completes. */
         s->continue_left = sizeof(continue_line) - 1;
@@ -352,14 +359,20 @@ static void dispatch(struct http_session *s)
     router_dispatch(s);
 }
 
-/* Answer a request that could not be parsed, then close. */
+/* Answer a request that cannot be read (or will not be), then close. */
 static void reject(struct http_session *s, int status, const char *detail)
 {
+    struct http_resp h = {0};
     s->close_after = true;
-    s->req.m_route = M_ROUTE_UNMATCHED;
+    if (status == 405)
+        h.allow = router_allow(s->req.m_route); /* Expect: 100-continue precheck */
+    else if (status != 404 && status != 415 && !(status == 400 && s->req.m_route == M_ROUTE_ITEM))
+        s->req.m_route = M_ROUTE_UNMATCHED;
+    /* a HEAD request never gets a body, even an error's */
+    s->req.head_only = s->req.head_bytes > 0 && s->parser.method == HTTP_HEAD;
     s->phase = HS_HANDLING;
     metrics_in_flight_add(1);
-    http_resp_problem(s, status, detail, NULL);
+    http_resp_problem(s, status, detail, &h);
 }
 
 static void parse(struct http_session *s, const char *data, size_t len)
@@ -529,6 +542,7 @@ const char *http_reason(int status)
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }

@@ -90,10 +90,12 @@ static bool row_complete(const struct codec_item_row *r)
     return r->id && r->name && r->data && r->version && r->created_at && r->updated_at;
 }
 
+/* Canonical decimal (no sign, no leading zero): ETags compare as strings,
+ * so "02" must not match version 2. -1 when not canonical. */
 static int64_t parse_i64(const char *s, size_t n)
 {
     int64_t v = 0;
-    if (!s || !n || n > 18)
+    if (!s || !n || n > 18 || (n > 1 && s[0] == '0'))
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')

@@ -282,7 +282,7 @@ void log_write(enum cfg_log_level level, const char *msg, const struct log_field
     static const char *const json_names[] = {"debug", "info", "warn", "error"};
     static const char *const text_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     struct rec r;
-    char ts[48];
+    char ts[96];             /* 24 bytes in practice; sized for any int fields */
     int saved_errno = errno; /* callers may log between a failure and its errno check */
 
     if (!log_enabled(level))

@@ -3,6 +3,7 @@
  * version). Wiring only: every job lives in its own module.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,6 +37,18 @@ static void log_config(const struct cfg *c)
              LOG_STR("version", RINGLET_VERSION));
 }
 
+/* SIGTERM/SIGINT are read from a signalfd by the server. Block them first
+ * thing, so a signal that arrives during start-up (or a blocking
+ * migration) waits for the loop instead of killing the process. */
+static void block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int main(int argc, char **argv)
 {
     struct cfg cfg;
@@ -58,6 +71,7 @@ int main(int argc, char **argv)
         rc = migrate_run(cfg.database_url) ? 1 : 0;
         break;
     case CFG_CMD_SERVE:
+        block_signals();
         log_init(cfg.log_format, cfg.log_level);
         metrics_init();
         log_config(&cfg);

@@ -1,11 +1,13 @@
 /*
  * migrate: versioned schema migrations under an advisory lock.
  *
- * ringlet_schema holds the applied version. Each run takes
- * pg_advisory_xact_lock(MIGRATE_LOCK) inside one transaction, so concurrent
- * runs (ten pods starting at once) apply each step exactly once and the
- * others find nothing to do. Migrations are append-only: never edit a
- * released step, add a new one.
+ * Every step is idempotent (IF NOT EXISTS and the like) and every run applies
+ * all of them, so a schema damaged by hand (a dropped table) is repaired by
+ * the next run; ringlet_schema records the version reached, for operators.
+ * Each run takes pg_advisory_xact_lock(MIGRATE_LOCK) inside one transaction,
+ * so concurrent runs (ten pods starting at once) serialise instead of racing
+ * on the catalog. Migrations are append-only: never edit a released step,
+ * add a new one.
  */
 #include "ringlet/migrate.h"
 
@@ -74,7 +76,7 @@ int migrate_run(const char *conninfo)
     int have = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
     int want = (int)(sizeof(steps) / sizeof(steps[0]));
-    for (int v = have + 1; v <= want; v++) {
+    for (int v = 1; v <= want; v++) {
         char what[32];
         snprintf(what, sizeof(what), "step %d", v);
         if (exec_ok(pg, steps[v - 1], what))

@@ -58,7 +58,10 @@ void router_match(const char *target, size_t len, struct router_match *m)
     if (path_is(p, plen, "/v1/items"))
         m->route = M_ROUTE_ITEMS;
     else if (plen >= sizeof(ITEMS_PREFIX) - 1 &&
-             memcmp(p, ITEMS_PREFIX, sizeof(ITEMS_PREFIX) - 1) == 0) {
+             memcmp(p, ITEMS_PREFIX, sizeof(ITEMS_PREFIX) - 1) == 0 &&
+             !memchr(p + sizeof(ITEMS_PREFIX) - 1, '/', plen - (sizeof(ITEMS_PREFIX) - 1))) {
+        /* one segment after the prefix is an {id}, valid or not (400 if not);
+         * deeper paths are unknown (404) */
         m->route = M_ROUTE_ITEM;
         m->id = p + sizeof(ITEMS_PREFIX) - 1;
         m->id_len = plen - (sizeof(ITEMS_PREFIX) - 1);
@@ -190,6 +193,9 @@ int router_precheck(struct http_session *s)
         return 404;
     if (!router_method_allowed(m.route, s->req.method))
         return 405;
+    int64_t id;
+    if (m.route == M_ROUTE_ITEM && router_parse_id(m.id, m.id_len, &id))
+        return 400;
     if ((s->req.method == HTTP_POST || s->req.method == HTTP_PUT) && s->req.ctype != CT_JSON)
         return 415;
     return 0;

@@ -170,6 +170,11 @@ static void stop_listening(struct server *srv)
         if (c)
             http_session_drain(&c->http);
     }
+    /* shutdown() unhashes the socket from the SO_REUSEPORT group now; a
+     * plain close() would leave it listening until the kernel tears down
+     * the ring's reference, possibly after exit, and connections routed to
+     * it meanwhile would be reset. */
+    shutdown(srv->listen_fd, SHUT_RDWR);
     close(srv->listen_fd);
     srv->listen_fd = -1;
 }

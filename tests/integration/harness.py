@@ -249,11 +249,28 @@ def relay_logs():
 # ---------------------------------------------------------------------------
 # the server process
 
+_LIVE = []  # every Server started, so none outlives the test file
+
+
+def _kill_leftovers():
+    for srv in list(_LIVE):
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+
+
+import atexit  # noqa: E402
+
+atexit.register(_kill_leftovers)
+
 
 class Server:
     """One `ringlet serve` child on 127.0.0.1:<free port>."""
 
-    def __init__(self, env=None, args=(), name="serve", port=None, listen=True):
+    def __init__(self, env=None, args=(), name="serve", port=None, listen=True,
+                 host="127.0.0.1"):
+        self.host = host
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.extra_env = dict(env or {})
         self.args = list(args)
         self.name = name
@@ -267,7 +284,10 @@ class Server:
 
     # -- lifecycle
 
-    def start(self, wait_ready=True, timeout=10.0):
+    def start(self, wait_ready=True, timeout=10.0, wait_listening=False):
+        """Start; return once /healthz answers (and /readyz when wait_ready).
+        wait_listening: also wait for the "listening" log record (JSON logs),
+        for when another process may answer on the same port."""
         if self.port is None:
             self.port = free_port()
         extra = {
@@ -275,7 +295,8 @@ class Server:
             "RINGLET_SHUTDOWN_GRACE_MS": "5000",
         }
         if self.set_listen:
-            extra["RINGLET_LISTEN"] = "127.0.0.1:%d" % self.port
+            h = "[%s]" % self.host if self.family == socket.AF_INET6 else self.host
+            extra["RINGLET_LISTEN"] = "%s:%d" % (h, self.port)
         extra.update(self.extra_env)
         self.env = base_env(extra)
         self._errf = tempfile.TemporaryFile(mode="w+b")
@@ -283,6 +304,11 @@ class Server:
         self.proc = subprocess.Popen([ringlet_bin()] + self.args, env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=self._errf,
                                      stderr=self._errf)
+        _LIVE.append(self)
+        if wait_listening:
+            if not self.wait_log(lambda r: r.get("msg") == "listening", timeout):
+                raise AssertionError("no \"listening\" record within %.0f s:\n%s"
+                                     % (timeout, self.stderr_tail()))
         self.wait_healthy(timeout)
         if wait_ready:
             self.wait_ready(timeout)
@@ -303,7 +329,8 @@ class Server:
                 raise AssertionError("ringlet exited during start-up with status %s:\n%s"
                                      % (self.proc.returncode, self.stderr_tail()))
             try:
-                r = simple_request(self.port, "GET", "/healthz", timeout=1.0)
+                r = simple_request(self.port, "GET", "/healthz", timeout=1.0,
+                                   conn_host=self.host, family=self.family)
                 if r.status == 200:
                     return
                 last = "status %d" % r.status
@@ -321,7 +348,8 @@ class Server:
                 raise AssertionError("ringlet exited with status %s:\n%s"
                                      % (self.proc.returncode, self.stderr_tail()))
             try:
-                r = simple_request(self.port, "GET", "/readyz", timeout=1.0)
+                r = simple_request(self.port, "GET", "/readyz", timeout=1.0,
+                                   conn_host=self.host, family=self.family)
                 if r.status == 200:
                     return
                 last = "status %d" % r.status
@@ -331,7 +359,7 @@ class Server:
         raise AssertionError("/readyz did not turn 200 within %.0f s (last: %s):\n%s"
                              % (timeout, last, self.stderr_tail()))
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         if self.alive():
             self.proc.send_signal(sig)
 
@@ -364,15 +392,20 @@ class Server:
     def _record(self):
         if self._recorded:
             return
+        text = self.stderr()
         self._recorded = True
+        self._final_stderr = text
+        if self._errf is not None:
+            self._errf.close()
+            self._errf = None
         record_log("%s pid %d port %s args %s exit %s" % (
-            self.name, self.proc.pid, self.port, self.args, self.proc.returncode), self.stderr())
+            self.name, self.proc.pid, self.port, self.args, self.proc.returncode), text)
 
     # -- output
 
     def stderr(self):
         if self._errf is None:
-            return ""
+            return getattr(self, "_final_stderr", "")
         self._errf.flush()
         self._errf.seek(0)
         data = self._errf.read()
@@ -581,7 +614,11 @@ class Conn:
         self.sock.settimeout(timeout)
         if nodelay:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.connect((host, port))
+        try:
+            self.sock.connect((host, port))
+        except BaseException:
+            self.sock.close()
+            raise
         self.buf = b""
         self.eof = False
         self.reset = False
@@ -621,8 +658,9 @@ class Conn:
                 time.sleep(delay)
 
     def request(self, method, target, headers=None, body=None, **kw):
-        self.send(build_request(method, target, headers, body, host=kw.pop("host", "%s:%d" % (
-            self.host, self.port)), **kw))
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        self.send(build_request(method, target, headers, body,
+                                host=kw.pop("host", "%s:%d" % (h, self.port)), **kw))
 
     def _fill(self, timeout=None):
         """Receive more bytes into buf; False on EOF/reset."""
@@ -793,9 +831,10 @@ class Conn:
             return False
 
 
-def simple_request(port, method, target, headers=None, body=None, timeout=5.0, **kw):
+def simple_request(port, method, target, headers=None, body=None, timeout=5.0,
+                   conn_host="127.0.0.1", family=socket.AF_INET, **kw):
     """One request on a fresh connection; the response (connection closed)."""
-    with Conn(port, timeout=timeout) as c:
+    with Conn(port, host=conn_host, timeout=timeout, family=family) as c:
         c.request(method, target, headers, body, **kw)
         return c.read_final(method)
 

@@ -205,6 +205,12 @@ class Conditional(harness.RingletTestCase):
         assert_item(self, r.json(), name="v4", version=4)
         self.assertEqual(r.get_all("ETag"), ['"4"'])
 
+    def test_if_match_compares_tags_not_numbers(self):
+        # "01" is another opaque tag than "1" (RFC 9110 8.8.3.2)
+        self.problem(412, "PUT", self.path, {"name": "n"}, headers=[("If-Match", '"01"')])
+        self.problem(412, "DELETE", self.path, headers=[("If-Match", '"1 "')])
+        self.assertEqual(self.get_item(self.item["id"])["version"], 1)
+
     def test_if_match_garbage_412(self):
         for v in ('"x"', '"1', '1'):
             r = self.request("PUT", self.path, {"name": "n"}, headers=[("If-Match", v)])

@@ -240,7 +240,7 @@ Test(http, if_none_match_gives_304_without_body)
 
 Test(http, bad_ids_are_400_not_404)
 {
-    const char *ids[] = {"0", "-1", "+1", "1a", "", "9223372036854775808", "1/2"};
+    const char *ids[] = {"0", "-1", "+1", "1a", "", "9223372036854775808", "%31"};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         outlen = 0;
         char req[128];
@@ -249,6 +249,25 @@ Test(http, bad_ids_are_400_not_404)
         cr_assert(strncmp(outbuf, "HTTP/1.1 400 ", 13) == 0, "id %s: %s", ids[i], outbuf);
     }
     cr_assert_eq(fdb.submitted, 0);
+}
+
+Test(http, deeper_item_paths_are_404)
+{
+    feed("GET /v1/items/1/extra HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 404 ", 13) == 0, "%s", outbuf);
+}
+
+Test(http, versions_other_than_1x_are_refused)
+{
+    feed("GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 505 ", 13) == 0, "%s", outbuf);
+}
+
+Test(http, expect_continue_refused_for_bad_id)
+{
+    feed("PUT /v1/items/abc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Expect: 100-continue\r\nContent-Length: 12\r\n\r\n");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 400 ", 13) == 0, "%s", outbuf);
 }
 
 Test(http, database_unavailable_is_503_with_retry_after)
