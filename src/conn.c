@@ -27,7 +27,7 @@ static void session_update(struct http_session *s)
 
 static const struct http_hooks hooks = {.update = session_update};
 
-struct conn *conn_create(struct server *srv, int fd)
+struct conn *conn_create(struct server *srv, int fd, bool refuse)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -50,6 +50,11 @@ struct conn *conn_create(struct server *srv, int fd)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    if (refuse) {
+        c->refusing = true;
+        srv->nrefusing++;
+        http_session_refuse(&c->http, 503, "too many client connections", 1);
+    }
     conn_update(c);
     return c;
 }

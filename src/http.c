@@ -434,6 +434,20 @@ void http_session_feed(struct http_session *s, const char *data, size_t len)
     s->in_transport = false;
 }
 
+void http_session_refuse(struct http_session *s, int status, const char *detail,
+                         int retry_after)
+{
+    struct http_resp h = {.retry_after = retry_after};
+    s->in_transport = true;
+    s->close_after = true;
+    s->req.keep_alive = false;
+    s->req.start_ns = mono_ns();
+    s->phase = HS_HANDLING;
+    metrics_in_flight_add(1);
+    http_resp_problem(s, status, detail, &h);
+    s->in_transport = false;
+}
+
 void http_session_eof(struct http_session *s)
 {
     cancel_db(s);

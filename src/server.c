@@ -32,16 +32,8 @@
 #define ACCEPT_RETRY_MS  100 /* pause after EMFILE/ENFILE instead of spinning */
 #define DB_QUEUE_PER_CONN 64
 
-/* Sent to clients beyond RINGLET_MAX_CONNECTIONS, then the socket is closed. */
-static const char reject_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/problem+json\r\n"
-    "Retry-After: 1\r\n"
-    "Connection: close\r\n"
-    "Content-Length: 110\r\n"
-    "\r\n"
-    "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
-    "\"detail\":\"too many client connections\"}";
+/* Connections over the limit still answered with a 503 instead of closed. */
+#define MAX_REFUSING 64
 
 static void post_accept(struct server *srv);
 
@@ -75,15 +67,15 @@ static void reject_cb(struct ring_op *op, int res, uint32_t flags)
     (void)flags;
 }
 
-/* Over the connection limit: a short 503 and close, with no allocation
- * (static response, send linked to close). */
-static void reject_client(struct server *srv, int fd)
+/* Over RINGLET_MAX_CONNECTIONS: a 503 and a graceful close, for up to
+ * MAX_REFUSING at a time; beyond even that, a plain close. */
+static void refuse_client(struct server *srv, int fd)
 {
+    if (srv->nrefusing < MAX_REFUSING) {
+        conn_create(srv, fd, true);
+        return;
+    }
     struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring, &srv->reject_op);
-    io_uring_prep_send(sqe, fd, reject_response, sizeof(reject_response) - 1,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    sqe->flags |= IOSQE_IO_HARDLINK; /* close even if the send fails */
-    sqe = ring_get_sqe(&srv->ring, &srv->reject_op);
     io_uring_prep_close(sqe, fd);
 }
 
@@ -102,12 +94,12 @@ static void accept_cb(struct ring_op *op, int res, uint32_t flags)
     if (res >= 0) {
         if (!srv->accepting) {
             close(res);
-        } else if (srv->nconns >= srv->cfg->max_connections) {
-            reject_client(srv, res);
+        } else if (srv->nconns - srv->nrefusing >= srv->cfg->max_connections) {
+            refuse_client(srv, res);
         } else {
             int one = 1;
             setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            conn_create(srv, res);
+            conn_create(srv, res, false);
         }
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
         static uint64_t last_log;
@@ -162,11 +154,11 @@ static void stop_listening(struct server *srv)
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        if (srv->nconns >= srv->cfg->max_connections) {
-            reject_client(srv, fd);
+        if (srv->nconns - srv->nrefusing >= srv->cfg->max_connections) {
+            refuse_client(srv, fd);
             continue;
         }
-        struct conn *c = conn_create(srv, fd);
+        struct conn *c = conn_create(srv, fd, false);
         if (c)
             http_session_drain(&c->http);
     }
@@ -196,6 +188,8 @@ void server__conn_gone(struct server *srv, struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    if (c->refusing)
+        srv->nrefusing--;
     maybe_exit(srv);
 }
 

@@ -27,7 +27,7 @@ struct conn {
     bool send_armed;    /* a send is posted */
     bool closing;       /* no new operations; freed when ops reaches 0 */
     bool lingering;     /* our side is shut down; discarding input until EOF */
-    bool counted_idle;  /* in the server's idle count */
+    bool refusing;      /* over the connection limit: answering 503, then closing */
     enum http_phase timer_phase; /* the phase the armed timer belongs to */
     struct ring_timer timer;
     char *rbuf; /* single-receive buffer (compat path only) */
@@ -35,8 +35,12 @@ struct conn {
     struct http_session http;
 };
 
-/* Take over an accepted socket and start receiving. NULL on ENOMEM (fd closed). */
-struct conn *conn_create(struct server *srv, int fd);
+/*
+ * Take over an accepted socket and start receiving. With `refuse`, answer
+ * 503 at once and close (gracefully, reading until the client's FIN).
+ * NULL on ENOMEM (fd closed).
+ */
+struct conn *conn_create(struct server *srv, int fd, bool refuse);
 
 /* Re-evaluate after any event: send, receive, arm the timer, or close. */
 void conn_update(struct conn *c);

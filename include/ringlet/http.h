@@ -132,6 +132,13 @@ void http_session_fini(struct http_session *s);
  */
 void http_session_feed(struct http_session *s, const char *data, size_t len);
 
+/*
+ * Answer a connection we will not serve (over the connection limit) with one
+ * problem response and `Connection: close`, before reading anything.
+ */
+void http_session_refuse(struct http_session *s, int status, const char *detail,
+                         int retry_after);
+
 /* The client closed its side (or the socket failed): stop; output is dropped. */
 void http_session_eof(struct http_session *s);
 

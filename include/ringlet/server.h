@@ -29,7 +29,8 @@ struct server {
     bool multishot_recv; /* may turn false at run time if the kernel refuses it */
     int sig_fd;
     struct signalfd_siginfo siginfo;
-    unsigned nconns;
+    unsigned nconns;    /* client connections, refusing ones included */
+    unsigned nrefusing; /* connections being answered 503 (over the limit) */
     struct conn *conns;
     struct ring_timer_list header_timers; /* header and body timeouts */
     struct ring_timer_list idle_timers;   /* keep-alive idle and write timeouts */

@@ -9,6 +9,7 @@
  * JSON object. On failure the detail is a NUL-terminated, valid UTF-8 string.
  * codec_item_input_fini frees everything (ASan's leak check).
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,6 +72,8 @@ static struct json_object *jparse(const char *s, size_t n, bool *whole)
     struct json_tokener *tok = json_tokener_new_ex(CODEC_MAX_DEPTH + 2);
     FUZZ_CHECK(tok, "out of memory");
     struct json_object *o = json_tokener_parse_ex(tok, s, (int)n);
+    if (!o && json_tokener_get_error(tok) == json_tokener_continue)
+        o = json_tokener_parse_ex(tok, "", 1); /* a top-level number needs a terminator */
     *whole = json_tokener_get_error(tok) == json_tokener_success &&
              json_tokener_get_parse_end(tok) <= n;
     json_tokener_free(tok);

@@ -33,7 +33,9 @@
 #ifndef RINGLET_FUZZ_HTTP_CHECK_H
 #define RINGLET_FUZZ_HTTP_CHECK_H
 
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -512,7 +512,11 @@ class ProtocolError(Exception):
 
 
 class ConnectionClosed(ProtocolError):
-    """EOF (or reset) before a complete response."""
+    """EOF (or reset) before any byte of the next response: a clean close."""
+
+
+class TruncatedResponse(ProtocolError):
+    """EOF (or reset) in the middle of a response: never acceptable."""
 
 
 TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -622,6 +626,7 @@ class Conn:
         self.buf = b""
         self.eof = False
         self.reset = False
+        self._in_response = False
 
     def __enter__(self):
         return self
@@ -695,9 +700,11 @@ class Conn:
                 raise ProtocolError("no %r within %d bytes" % (marker, limit))
             try:
                 if not self._fill():
-                    raise ConnectionClosed("connection %s after %d bytes of an incomplete "
-                                           "response: %r" % ("reset" if self.reset else "closed",
-                                                             len(self.buf), self.buf[:200]))
+                    exc = TruncatedResponse if (self.buf or self._in_response) else \
+                        ConnectionClosed
+                    raise exc("connection %s after %d bytes of an incomplete "
+                              "response: %r" % ("reset" if self.reset else "closed",
+                                                len(self.buf), self.buf[:200]))
             except socket.timeout:
                 raise socket.timeout("timed out waiting for a response (have %r)"
                                      % self.buf[:200])
@@ -706,7 +713,7 @@ class Conn:
         while len(self.buf) < n:
             try:
                 if not self._fill():
-                    raise ConnectionClosed("connection %s after %d of %d body bytes" % (
+                    raise TruncatedResponse("connection %s after %d of %d body bytes" % (
                         "reset" if self.reset else "closed", len(self.buf), n))
             except socket.timeout:
                 raise socket.timeout("timed out reading body (%d of %d bytes)"
@@ -717,7 +724,15 @@ class Conn:
     def read_response(self, method="GET"):
         """One response, strictly parsed (1xx interim responses included:
         use read_final to skip them)."""
+        self._in_response = False
+        try:
+            return self._read_response(method)
+        finally:
+            self._in_response = False
+
+    def _read_response(self, method):
         head = self._read_until(b"\r\n\r\n")
+        self._in_response = True
         lines = head.split(b"\r\n")
         for ln in lines:
             if b"\n" in ln or b"\r" in ln:

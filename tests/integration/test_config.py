@@ -304,6 +304,7 @@ class Limits(harness.RingletTestCase):
 
     def test_max_connections(self):
         s = self.start_server(env={"RINGLET_MAX_CONNECTIONS": "2"})
+        time.sleep(0.3)  # the start-up probes' connections are closed by now
         held = [Conn(s.port), Conn(s.port)]
         try:
             for c in held:
