@@ -187,6 +187,10 @@ def base_env(extra=None):
     url = database_url()
     if url:
         env["DATABASE_URL"] = url
+    # ctest runs the suite a second time with the oldest io_uring paths forced
+    mode = os.environ.get("RINGLET_TEST_IO_URING")
+    if mode:
+        env["RINGLET_IO_URING"] = mode
     for k, v in (extra or {}).items():
         if v is None:
             env.pop(k, None)
