@@ -70,6 +70,7 @@ static void request_reset(struct http_session *s)
     shrink(&r->target);
     shrink(&r->if_match);
     shrink(&r->if_none_match);
+    s->env->body_bytes -= r->body.len;
     shrink(&r->body);
     r->method = 0;
     r->http_major = r->http_minor = 0;
@@ -282,11 +283,19 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_session *s = sess(p);
+    struct http_env *env = s->env;
+    if (s->req.body.len + len > env->max_body_bytes)
+        return fail(s, 413, "the request body is larger than the limit");
+    /* Bodies are buffered whole: bound their sum over all connections, so
+     * many slow uploads cannot exhaust memory. */
+    if (env->body_budget && env->body_bytes + len > env->body_budget)
+        return fail(s, 503, "too many request bodies are being received; retry later");
     int rc = buf_append(&s->req.body, at, len);
     if (rc == -E2BIG)
         return fail(s, 413, "the request body is larger than the limit");
     if (rc)
         return fail(s, 500, NULL);
+    env->body_bytes += len;
     return 0;
 }
 
@@ -364,6 +373,8 @@ static void reject(struct http_session *s, int status, const char *detail)
 {
     struct http_resp h = {0};
     s->close_after = true;
+    if (status == 503)
+        h.retry_after = 1;
     if (status == 405)
         h.allow = router_allow(s->req.m_route); /* Expect: 100-continue precheck */
     else if (status != 404 && status != 415 && !(status == 400 && s->req.m_route == M_ROUTE_ITEM))

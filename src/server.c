@@ -31,6 +31,7 @@
 #define RING_ENTRIES     1024
 #define ACCEPT_RETRY_MS  100 /* pause after EMFILE/ENFILE instead of spinning */
 #define DB_QUEUE_PER_CONN 64
+#define BODY_BUDGET_MIN   (64u << 20) /* request bodies buffered at once, all clients */
 
 /* Connections over the limit still answered with a 503 instead of closed. */
 #define MAX_REFUSING 64
@@ -357,6 +358,8 @@ int server_run(const struct cfg *cfg)
     }
     srv->env.max_header_bytes = cfg->max_header_bytes;
     srv->env.max_body_bytes = cfg->max_body_bytes;
+    srv->env.body_budget = BODY_BUDGET_MIN > 4 * cfg->max_body_bytes ? BODY_BUDGET_MIN
+                                                                      : 4 * cfg->max_body_bytes;
     srv->env.db = db_pool_db(srv->pool);
     srv->env.snapshot = snapshot;
     srv->env.snapshot_ctx = srv;

@@ -36,6 +36,8 @@ struct http_env {
     size_t max_header_bytes;
     size_t max_body_bytes;
     struct db *db;
+    size_t body_budget; /* bytes of request bodies buffered at once, all connections (0: no cap) */
+    size_t body_bytes;  /* currently buffered */
     bool draining; /* SIGTERM seen: /readyz says 503 */
     /* Fill the values /metrics samples from outside the registry. */
     void (*snapshot)(void *ctx, struct metrics_snapshot *snap);

@@ -213,6 +213,27 @@ Test(http, chunked_body_too_large_is_413)
     cr_assert(strncmp(outbuf, "HTTP/1.1 413 ", 13) == 0, "%s", outbuf);
 }
 
+Test(http, bodies_beyond_the_global_budget_get_503)
+{
+    env.body_budget = 8;
+    feed("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Content-Length: 12\r\n\r\n{\"name\":\"a\"}");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 503 ", 13) == 0, "%s", outbuf);
+    cr_assert(strstr(outbuf, "Retry-After: 1"));
+    http_session_fini(&sess);
+    cr_assert_eq(env.body_bytes, 0);
+    http_session_init(&sess, &env, &hooks, NULL);
+}
+
+Test(http, body_bytes_are_returned_to_the_budget)
+{
+    feed("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Content-Length: 12\r\n\r\n{\"name\":\"a\"}");
+    cr_assert_eq(env.body_bytes, 12);
+    fake_db_complete(&fdb, DB_UNAVAILABLE, 0, 0, NULL);
+    cr_assert_eq(env.body_bytes, 0);
+}
+
 Test(http, method_not_allowed_lists_allow)
 {
     feed("DELETE /v1/items HTTP/1.1\r\nHost: x\r\n\r\n");
