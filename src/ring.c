@@ -33,15 +33,24 @@ uint64_t ring_clock_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void timeout_cb(struct ring_op *op, int res, uint32_t flags)
+static void timeout_fired(struct ring *r, unsigned idx, int res)
 {
-    struct ring *r = ring_container_of(op, struct ring, timeout_op);
-    (void)flags;
-    /* -ETIME: it fired. -ECANCELED: we removed it. Either way none is armed
-     * unless a newer one was posted after the removal (then armed != 0 and
-     * the canceled CQE belongs to the old one). */
-    if (res == -ETIME)
+    /* -ETIME: it fired; -ECANCELED: we removed it (a newer one may be armed
+     * in the other slot). Only the current slot firing disarms. */
+    if (res == -ETIME && idx == r->timeout_idx)
         r->armed_deadline_ns = 0;
+}
+
+static void timeout0_cb(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    timeout_fired(ring_container_of(op, struct ring, timeout_op[0]), 0, res);
+}
+
+static void timeout1_cb(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    timeout_fired(ring_container_of(op, struct ring, timeout_op[1]), 1, res);
 }
 
 /* Describe why io_uring_setup failed and what to change. */
@@ -227,7 +236,8 @@ static void summarize(struct ring_features *f)
 int ring_init(struct ring *r, unsigned entries, enum cfg_io_uring mode, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
-    r->timeout_op.cb = timeout_cb;
+    r->timeout_op[0].cb = timeout0_cb;
+    r->timeout_op[1].cb = timeout1_cb;
     r->timeout_rm_op.cb = noop_cb;
 
     int rc = injected_setup_failure();
@@ -344,14 +354,16 @@ static void update_timeout(struct ring *r)
         return;
     if (r->armed_deadline_ns) {
         struct io_uring_sqe *sqe = ring_get_sqe(r, &r->timeout_rm_op);
-        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&r->timeout_op, 0);
+        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&r->timeout_op[r->timeout_idx],
+                                     0);
         r->armed_deadline_ns = 0;
     }
     if (next) {
-        r->timeout_ts.tv_sec = (long long)(next / 1000000000ull);
-        r->timeout_ts.tv_nsec = (long long)(next % 1000000000ull);
-        struct io_uring_sqe *sqe = ring_get_sqe(r, &r->timeout_op);
-        io_uring_prep_timeout(sqe, &r->timeout_ts, 0, IORING_TIMEOUT_ABS);
+        unsigned i = r->timeout_idx ^= 1;
+        r->timeout_ts[i].tv_sec = (long long)(next / 1000000000ull);
+        r->timeout_ts[i].tv_nsec = (long long)(next % 1000000000ull);
+        struct io_uring_sqe *sqe = ring_get_sqe(r, &r->timeout_op[i]);
+        io_uring_prep_timeout(sqe, &r->timeout_ts[i], 0, IORING_TIMEOUT_ABS);
         r->armed_deadline_ns = next;
     }
 }

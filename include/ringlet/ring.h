@@ -77,9 +77,12 @@ struct ring {
     char *buf_mem;                  /* RING_BUF_COUNT * RING_BUF_SIZE bytes */
     size_t bufs_map_len;
     struct ring_timer_list *lists; /* every registered timer list */
-    struct ring_op timeout_op;     /* the one armed IORING_OP_TIMEOUT */
+    /* The armed IORING_OP_TIMEOUT alternates between two ops, so removing
+     * the old one can never hit its replacement (same user_data). */
+    struct ring_op timeout_op[2];
+    unsigned timeout_idx; /* which of timeout_op is (or was last) armed */
     struct ring_op timeout_rm_op;
-    struct __kernel_timespec timeout_ts;
+    struct __kernel_timespec timeout_ts[2];
     uint64_t armed_deadline_ns; /* 0: no timeout armed */
     uint64_t now_ns;            /* CLOCK_MONOTONIC at the last wake-up */
     bool stop;
