@@ -317,11 +317,13 @@ static void conn_fail(int i, uint64_t *counter, bool may_retry)
         counter = &e_connect;
     }
     if (had_req) {
-        (*counter)++;
-        if (c->counted)
+        /* a request failed: counted only when it is inside the measured window */
+        if (c->counted) {
+            (*counter)++;
             record(now_ns() - c->start_ns, false);
+        }
     } else if (c->state == C_CONNECTING) {
-        (*counter)++;
+        (*counter)++; /* a connection failed, no request on it */
     }
     c->retry = false;
     c->state = C_DEAD;
@@ -868,9 +870,10 @@ int main(int argc, char **argv)
     if (o.rate > 0) {
         while (t0 + (int64_t)((double)next_k * interval_ns) < t_end) {
             int64_t intended = t0 + (int64_t)((double)next_k * interval_ns);
-            if (intended >= t_warm)
+            if (intended >= t_warm) {
                 record(t_stop - intended, false);
-            e_timeout++;
+                e_timeout++;
+            }
             next_k++;
         }
     }

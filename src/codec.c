@@ -441,18 +441,23 @@ static bool scan_value(struct scan *s, unsigned depth)
     }
 }
 
-/* Whole document: ws value ws, nothing else. */
-static bool scan_document(struct scan *s)
+/* Whole document: ws value ws, nothing else; `depth` levels already around it. */
+static bool scan_document_at(struct scan *s, unsigned depth)
 {
     scan_ws(s);
     if (s->pos >= s->len)
         return scan_fail(s, SCAN_EMPTY);
-    if (!scan_value(s, 0))
+    if (!scan_value(s, depth))
         return false;
     scan_ws(s);
     if (s->pos != s->len)
         return scan_fail(s, SCAN_SYNTAX);
     return true;
+}
+
+static bool scan_document(struct scan *s)
+{
+    return scan_document_at(s, 0);
 }
 
 static void scan_init(struct scan *s, const char *p, size_t len, bool track)
@@ -463,14 +468,15 @@ static void scan_init(struct scan *s, const char *p, size_t len, bool track)
     s->track = track;
 }
 
-bool codec_json_valid(const char *s, size_t len, bool object_only)
+/* codec_json_valid for a value that will sit `depth` levels deep in a document. */
+static bool json_valid_at(const char *s, size_t len, bool object_only, unsigned depth)
 {
     struct scan sc;
 
     if (!s)
         return false;
     scan_init(&sc, s, len, false);
-    if (!scan_document(&sc))
+    if (!scan_document_at(&sc, depth))
         return false;
     if (object_only) {
         size_t i = 0;
@@ -479,6 +485,11 @@ bool codec_json_valid(const char *s, size_t len, bool object_only)
         return s[i] == '{';
     }
     return true;
+}
+
+bool codec_json_valid(const char *s, size_t len, bool object_only)
+{
+    return json_valid_at(s, len, object_only, 0);
 }
 
 /* ---- request bodies ---- */
@@ -911,7 +922,8 @@ int codec_item_render(struct buf *out, const struct codec_item_row *r)
         return -EINVAL;
     if (!r->name || !codec_utf8_valid(r->name, r->name_len))
         return -EINVAL;
-    if (!r->data || !codec_json_valid(r->data, r->data_len, true))
+    /* "data" sits one level deep in the item: the whole must stay within the limit */
+    if (!r->data || !json_valid_at(r->data, r->data_len, true, 1))
         return -EINVAL;
     if (!timestamp_valid(r->created_at, r->created_at_len) ||
         !timestamp_valid(r->updated_at, r->updated_at_len))

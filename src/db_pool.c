@@ -1,11 +1,16 @@
 /*
  * db_pool: libpq connections driven by the ring (see include/ringlet/db_pool.h).
  *
- * Pipeline bookkeeping: every query is followed by its own Sync, so each
- * statement is its own implicit transaction and an error aborts nothing
- * else. For each query libpq returns: its result, a NULL, then a
- * PGRES_PIPELINE_SYNC result; `struct pending.phase` walks those three steps
- * so results are matched to requests strictly in order.
+ * Pipeline bookkeeping. Reads sent in one turn of the loop share one Sync:
+ * the server then answers the whole group with one flush, and we send it
+ * with one send(2), which is what lets a small pool keep up with many
+ * clients. A read whose group was aborted by another read's error (the
+ * server skips the rest of a group) is retried once. Writes are never
+ * grouped: a write is preceded and followed by a Sync, so it is its own
+ * transaction and nothing else can abort it or be aborted by it.
+ * For each query libpq returns its result and a NULL; the last query of a
+ * group is followed by a PGRES_PIPELINE_SYNC result. `struct pending.phase`
+ * walks those steps so results are matched to requests strictly in order.
  */
 #include "ringlet/db_pool.h"
 
@@ -23,6 +28,7 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define WATCHDOG_GRACE_MS 2000 /* beyond statement_timeout, before a silent server is dropped */
 #define INIT_ENTRIES      (1 + DB_STMT__COUNT)
+#define GROUP_MAX         32 /* reads sharing one Sync */
 
 /* Item columns, in enum db_item_col order. */
 #define ITEM_COLS                                                                                 \
@@ -79,7 +85,8 @@ struct pending {
     struct db_req *req; /* NULL once abandoned (deadline, cancel) or internal */
     uint8_t phase;      /* 0: want result, 1: want NULL, 2: want SYNC */
     uint8_t stmt;
-    bool internal; /* set-up command of PC_INIT */
+    bool internal;   /* set-up command of PC_INIT */
+    bool sync_after; /* a Sync follows this query */
 };
 
 struct pconn {
@@ -93,6 +100,7 @@ struct pconn {
     PostgresPollingStatusType want; /* during PC_CONNECTING */
     struct pending *q;              /* ring of in-flight entries */
     unsigned q_head, q_count, q_cap;
+    unsigned unsynced; /* queries sent since the last Sync */
     unsigned attempts; /* consecutive failures, for backoff */
     struct ring_timer timer; /* retry (BROKEN), connect timeout (CONNECTING), watchdog */
     bool reset_soon;         /* broken while we could not handle it: see pool->defer */
@@ -112,6 +120,7 @@ struct db_pool {
     struct ring_timer_list deadlines; /* request deadlines: one duration, O(1) */
     struct ring_timer_list conn_timers;
     struct ring_timer defer; /* runs deferred resets outside submit() */
+    bool groups_open;        /* some connection has unsynced reads */
     uint32_t rng;
 };
 
@@ -342,6 +351,7 @@ static void pconn_broken(struct pconn *c, const char *why)
         }
     }
     c->q_head = c->q_count = 0;
+    c->unsynced = 0;
     for (unsigned i = 0; i < nfail; i++)
         complete(p, fail[i], DB_UNAVAILABLE, NULL);
     pool_dispatch(p);
@@ -387,6 +397,7 @@ static void on_connected(struct pconn *c)
     }
     c->state = PC_INIT;
     c->q_head = c->q_count = 0;
+    c->unsynced = 0;
     int ok = PQsendQueryParams(c->pg, p->statement_timeout_sql, 0, NULL, NULL, NULL, NULL, 0) &&
              PQpipelineSync(c->pg);
     for (int i = 0; ok && i < DB_STMT__COUNT; i++)
@@ -397,7 +408,7 @@ static void on_connected(struct pconn *c)
         return;
     }
     for (int i = 0; i < INIT_ENTRIES; i++)
-        *q_at(c, c->q_count++) = (struct pending){.internal = true};
+        *q_at(c, c->q_count++) = (struct pending){.internal = true, .sync_after = true};
     ring_timer_arm(p->ring, &p->conn_timers, &c->timer, CONNECT_TIMEOUT_MS);
     arm_poll(c, false);
     flush_out(c);
@@ -452,6 +463,12 @@ static void deliver(struct pconn *c, struct pending *e, const PGresult *res)
         return; /* abandoned: the client got its answer already */
     e->req = NULL;
     p->inflight--;
+    if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED && req->idempotent && req->retries == 0) {
+        /* another read of its group failed; this one never ran */
+        req->retries++;
+        wait_push(p, req, true);
+        return;
+    }
     if (st == DB_ERROR)
         log_warn("statement failed", LOG_STR("statement", stmts[req->stmt].name),
                  LOG_STR("sqlstate", PQresultErrorField(res, PG_DIAG_SQLSTATE)),
@@ -491,7 +508,12 @@ static void read_results(struct pconn *c)
                 PQclear(res); /* a second result for one statement: ignore */
                 continue;
             }
-            e->phase = 2;
+            if (e->sync_after) {
+                e->phase = 2;
+            } else {
+                q_pop(c);
+                progress = true;
+            }
         } else {
             if (!res)
                 break;
@@ -650,25 +672,69 @@ static struct pconn *pick(struct db_pool *p)
     return best;
 }
 
+static void schedule_reset(struct pconn *c)
+{
+    c->reset_soon = true; /* handled from the deferred timer, not from submit() */
+    ring_timer_arm(c->pool->ring, &c->pool->conn_timers, &c->pool->defer, 0);
+}
+
+/* End the open group of queries with a Sync (which also flushes). */
+static bool close_group(struct pconn *c)
+{
+    if (!c->unsynced)
+        return true;
+    if (!PQpipelineSync(c->pg)) {
+        schedule_reset(c);
+        return false;
+    }
+    q_at(c, c->q_count - 1)->sync_after = true;
+    c->unsynced = 0;
+    return true;
+}
+
+/*
+ * Send `req` on `c`. False when it was not sent (the caller keeps it); once
+ * it is in the connection's queue, a later failure is the connection's to
+ * handle (see pconn_broken).
+ */
 static bool send_on(struct pconn *c, struct db_req *req)
 {
     struct db_pool *p = c->pool;
-    const char *const *params = req->params;
-    if (!PQsendQueryPrepared(c->pg, stmts[req->stmt].name, req->nparams, params, req->lengths,
-                             NULL, 0) ||
-        !PQpipelineSync(c->pg)) {
-        c->reset_soon = true; /* handled from the deferred timer, not from submit() */
-        ring_timer_arm(p->ring, &p->conn_timers, &p->defer, 0);
+    bool write = !req->idempotent;
+    if (write && !close_group(c))
+        return false;
+    if (!PQsendQueryPrepared(c->pg, stmts[req->stmt].name, req->nparams, req->params,
+                             req->lengths, NULL, 0)) {
+        schedule_reset(c);
         return false;
     }
     struct pending *e = q_at(c, c->q_count++);
     *e = (struct pending){.req = req, .stmt = (uint8_t)req->stmt};
     req->slot = e;
     p->inflight++;
+    c->unsynced++;
     if (c->q_count == 1)
         ring_timer_arm(p->ring, &p->conn_timers, &c->timer,
                        p->cfg.request_timeout_ms + WATCHDOG_GRACE_MS);
+    if (write || c->unsynced >= GROUP_MAX)
+        close_group(c);
+    else
+        p->groups_open = true; /* closed by pool_flush before the loop waits */
     return true;
+}
+
+/* Before the loop sleeps: close every open group and push it out. */
+static void pool_flush(void *ctx)
+{
+    struct db_pool *p = ctx;
+    if (!p->groups_open)
+        return;
+    p->groups_open = false;
+    for (unsigned i = 0; i < p->cfg.size; i++) {
+        struct pconn *c = &p->conns[i];
+        if (c->state == PC_READY && !c->reset_soon && c->unsynced && close_group(c))
+            flush_out(c);
+    }
 }
 
 static void pool_dispatch(struct db_pool *p)
@@ -686,9 +752,10 @@ static void pool_dispatch(struct db_pool *p)
         }
         sent_any = true;
     }
-    if (sent_any)
+    if (sent_any) /* a write's Sync flushed; push out what remains of it */
         for (unsigned i = 0; i < p->cfg.size; i++)
-            if (p->conns[i].state == PC_READY && !p->conns[i].reset_soon)
+            if (p->conns[i].state == PC_READY && !p->conns[i].reset_soon &&
+                !p->conns[i].unsynced)
                 flush_out(&p->conns[i]);
     /* With no connection left to wait for, waiting is pointless. */
     if (p->ready_count == 0) {
@@ -743,10 +810,8 @@ static int pool_submit(void *self, struct db_req *req)
     req->slot = NULL;
     req->deadline.cb = deadline_cb;
     ring_timer_arm(p->ring, &p->deadlines, &req->deadline, p->cfg.request_timeout_ms);
-    if (c && send_on(c, req)) {
-        flush_out(c);
-        return 0;
-    }
+    if (c && send_on(c, req))
+        return 0; /* sent now; pushed out before the loop sleeps */
     wait_push(p, req, false);
     return 0;
 }
@@ -822,6 +887,7 @@ struct db_pool *db_pool_create(struct ring *r, const struct db_pool_config *cfg)
     snprintf(p->statement_timeout_sql, sizeof(p->statement_timeout_sql),
              "SET statement_timeout = %u", cfg->request_timeout_ms);
     ring_timer_list_add(r, &p->deadlines);
+    ring_set_before_wait(r, pool_flush, p);
     ring_timer_list_add(r, &p->conn_timers);
     p->defer.cb = defer_cb;
     for (unsigned i = 0; i < cfg->size; i++) {

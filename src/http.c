@@ -91,6 +91,7 @@ static void request_reset(struct http_session *s)
     r->id = 0;
     r->db_pending = false;
     r->head_only = false;
+    s->message_done = false;
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -303,6 +304,8 @@ static int on_message_complete(llhttp_t *p)
 {
     struct http_session *s = sess(p);
     s->message_done = true;
+    if (p->upgrade)
+        s->close_after = true; /* we never switch protocols: what follows is not ours */
     return HPE_PAUSED; /* one request at a time; resumed once answered */
 }
 
@@ -396,8 +399,13 @@ static void parse(struct http_session *s, const char *data, size_t len)
         size_t used = pos ? (size_t)(pos - data) : len;
         if (e == HPE_PAUSED_UPGRADE) {
             /* We never switch protocols: answer this request, then close,
-             * since what follows is not HTTP/1.1 any more. */
+             * since what follows is not HTTP/1.1 any more. Reported again
+             * after the answer: then there is nothing left to answer. */
             s->close_after = true;
+            if (!s->message_done) {
+                s->phase = HS_CLOSED;
+                return;
+            }
         } else if (used < len && buf_append(&s->stash, data + used, len - used)) {
             s->close_after = true; /* cannot keep it all: finish this one and close */
         }
@@ -520,9 +528,14 @@ static void request_done(struct http_session *s)
 
 size_t http_session_output(const struct http_session *s, const char **p)
 {
+    static const char nothing[1];
     if (s->continue_left) {
         *p = continue_line + (sizeof(continue_line) - 1 - s->continue_left);
         return s->continue_left;
+    }
+    if (!s->out.data) {
+        *p = nothing;
+        return 0;
     }
     *p = s->out.data + s->out_off;
     return s->out.len - s->out_off;

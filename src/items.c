@@ -95,12 +95,15 @@ static bool row_complete(const struct codec_item_row *r)
 static int64_t parse_i64(const char *s, size_t n)
 {
     int64_t v = 0;
-    if (!s || !n || n > 18 || (n > 1 && s[0] == '0'))
+    if (!s || !n || n > 19 || (n > 1 && s[0] == '0'))
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
             return -1;
-        v = v * 10 + (s[i] - '0');
+        int d = s[i] - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
     }
     return v;
 }

@@ -388,6 +388,8 @@ int ring_run(struct ring *r)
     } batch[CQE_BATCH];
 
     while (!r->stop) {
+        if (r->before_wait)
+            r->before_wait(r->before_wait_ctx);
         update_timeout(r);
         int rc = io_uring_submit_and_wait(&r->uring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)

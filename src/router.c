@@ -206,6 +206,7 @@ void router_dispatch(struct http_session *s)
     struct router_match m;
     route_of(s, &m);
     int method = s->req.method;
+    s->req.head_only = method == HTTP_HEAD; /* errors too: a HEAD answer has no body */
     if (m.route == M_ROUTE_UNMATCHED) {
         http_resp_problem(s, 404, "no resource at this path", NULL);
         return;
@@ -215,7 +216,6 @@ void router_dispatch(struct http_session *s)
         http_resp_problem(s, 405, "method not allowed on this resource", &h);
         return;
     }
-    s->req.head_only = method == HTTP_HEAD;
     switch (m.route) {
     case M_ROUTE_ITEMS:
         if (method == HTTP_POST)

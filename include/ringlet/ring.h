@@ -85,6 +85,8 @@ struct ring {
     struct __kernel_timespec timeout_ts[2];
     uint64_t armed_deadline_ns; /* 0: no timeout armed */
     uint64_t now_ns;            /* CLOCK_MONOTONIC at the last wake-up */
+    void (*before_wait)(void *ctx); /* runs after each batch, before sleeping */
+    void *before_wait_ctx;
     bool stop;
 };
 
@@ -106,6 +108,17 @@ int ring_run(struct ring *r);
 static inline void ring_stop(struct ring *r)
 {
     r->stop = true;
+}
+
+/*
+ * Run `fn` once per turn of the loop, after completions and timers, before
+ * the loop submits and sleeps: where work batched during the turn is pushed
+ * out (the database pool closes its groups of queries there).
+ */
+static inline void ring_set_before_wait(struct ring *r, void (*fn)(void *ctx), void *ctx)
+{
+    r->before_wait = fn;
+    r->before_wait_ctx = ctx;
 }
 
 /* CLOCK_MONOTONIC in nanoseconds, read now. */

@@ -12,6 +12,7 @@
  *                 bit 4  database not ready at start
  *                 bit 5  server draining (/readyz 503)
  *                 bit 6  db submit fails with -EAGAIN at start
+ *                 bit 7  a tiny global body budget (env.body_budget = 300 bytes)
  *   byte 1      K, the number of control bytes that follow
  *   K bytes     control ops, one byte each (low 3 bits op, high 5 bits arg):
  *                 0 FEED arg+1 bytes         1 FEED (arg+1)*64 bytes
@@ -32,7 +33,8 @@
  * in HANDLING/WRITING, holds no stashed bytes while waiting for input, and
  * every request llhttp completed got its final response; a Connection:
  * close response leaves the session done; after http_session_fini nothing
- * is pending in the database and ASan's leak check finds nothing.
+ * is pending in the database, nothing is charged to the global body budget
+ * and ASan's leak check finds nothing.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -59,10 +61,18 @@ static bool pump_in_update; /* mode bit 1 */
 static bool cut;            /* the connection was dropped: output may be partial */
 static unsigned completes;  /* requests llhttp completed */
 
+/* Everything the session sent, printed on a violation when RINGLET_FUZZ_DEBUG is set. */
+static char transcript[1 << 16];
+static size_t transcript_len;
+static bool debug;
+
 #define die(...)                                                                                \
     do {                                                                                        \
         fprintf(stderr, "fuzz_session invariant: " __VA_ARGS__);                                \
         fprintf(stderr, "\n");                                                                  \
+        if (debug)                                                                              \
+            fprintf(stderr, "--- output so far (%zu bytes):\n%.*s\n---\n", transcript_len,     \
+                    (int)transcript_len, transcript);                                           \
         abort();                                                                                \
     } while (0)
 
@@ -72,6 +82,12 @@ static int wrap_begin(llhttp_t *p)
 {
     hc_request_begin(&chk);
     return orig.on_message_begin(p);
+}
+
+static int wrap_method_complete(llhttp_t *p)
+{
+    hc_request_method(&chk, llhttp_get_method(p) == HTTP_HEAD);
+    return orig.on_method_complete ? orig.on_method_complete(p) : 0;
 }
 
 static int wrap_headers_complete(llhttp_t *p)
@@ -84,6 +100,22 @@ static int wrap_complete(llhttp_t *p)
 {
     completes++;
     return orig.on_message_complete(p);
+}
+
+/*
+ * Bytes after a message whose trailer (or header) said "Connection: close"
+ * are refused by llhttp itself (HPE_CLOSED_CONNECTION) without an
+ * on_message_begin; the session answers them with a 400. That answers what
+ * the client sent as a request, so count it as one begun.
+ */
+static bool closed_conn_counted;
+
+static void after_call(void)
+{
+    if (!closed_conn_counted && llhttp_get_errno(&sess.parser) == HPE_CLOSED_CONNECTION) {
+        closed_conn_counted = true;
+        hc_request_begin(&chk);
+    }
 }
 
 /* ---- transport ---- */
@@ -113,12 +145,18 @@ static size_t send_some(size_t max)
         die("output after the connection was dropped");
     if (n > max)
         n = max;
+    if (debug) {
+        size_t k = n < sizeof(transcript) - transcript_len ? n : sizeof(transcript) - transcript_len;
+        memcpy(transcript + transcript_len, p, k);
+        transcript_len += k;
+    }
     if (!hc_feed(&chk, p, n))
         check_ok();
     bool saved = in_call;
     in_call = true;
     http_session_sent(&sess, n);
     in_call = saved;
+    after_call();
     return n;
 }
 
@@ -148,6 +186,7 @@ static void feed(const uint8_t *p, size_t n)
     in_call = true;
     http_session_feed(&sess, (const char *)p, n);
     in_call = false;
+    after_call();
 }
 
 /* ---- the database's answers ---- */
@@ -313,6 +352,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *allow = getenv("RINGLET_FUZZ_ALLOW");
+    debug = getenv("RINGLET_FUZZ_DEBUG") != NULL;
     allow_head_body = allow && strstr(allow, "head-body");
     allow_upgrade = allow && strstr(allow, "upgrade");
     allow_big_id = allow && strstr(allow, "big-id");
@@ -349,15 +389,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     env.max_body_bytes = bodies[(mode >> 2) & 3];
     env.db = &fdb.db;
     env.draining = (mode & 32) != 0;
+    env.body_budget = mode & 128 ? 300 : 0;
     http_env_init(&env);
     orig = env.settings;
     env.settings.on_message_begin = wrap_begin;
+    env.settings.on_method_complete = wrap_method_complete;
     env.settings.on_headers_complete = wrap_headers_complete;
     env.settings.on_message_complete = wrap_complete;
     hc_init(&chk, (const char *)in, inlen);
     chk.allow_head_body = allow_head_body;
     chk.allow_no_location = allow_big_id;
     completes = 0;
+    closed_conn_counted = false;
+    transcript_len = 0;
     cut = false;
     in_call = false;
     http_session_init(&sess, &env, &hooks, NULL);
@@ -486,6 +530,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_session_fini(&sess);
     if (fdb.npending)
         die("a database request is still pending after fini");
+    if (env.body_bytes)
+        die("%zu body bytes still charged to the global budget after fini", env.body_bytes);
     hc_fini(&chk);
     return 0;
 }

@@ -50,7 +50,8 @@
 #define HC_MAX_REQS 4096
 
 struct hc_req {
-    bool head;       /* method HEAD (known once headers are complete) */
+    bool head;       /* method HEAD and the headers are complete */
+    bool head_method; /* llhttp parsed the method HEAD (the request may still fail) */
     bool headers;    /* headers completed */
     unsigned interim; /* 100 Continue responses seen */
 };
@@ -114,6 +115,13 @@ static void hc_request_begin(struct http_check *c)
     c->begun++;
 }
 
+/* llhttp parsed the current request's method; `head` for HEAD. */
+static void hc_request_method(struct http_check *c, bool head)
+{
+    if (c->begun && c->begun <= HC_MAX_REQS)
+        c->reqs[c->begun - 1].head_method = head;
+}
+
 /* The current request's headers are complete; `head` for method HEAD. */
 static void hc_request_headers(struct http_check *c, bool head)
 {
@@ -148,6 +156,7 @@ static const char *hc_reason(int status)
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return NULL;
     }
 }
@@ -345,6 +354,18 @@ static size_t hc_one(struct http_check *c)
         return (size_t)-1;
     }
     size_t body_len = bodiless || head ? 0 : (size_t)cl;
+    /*
+     * A HEAD request that failed before its headers were complete: whether
+     * the server knew the method is its business; accept both forms.
+     */
+    bool ambiguous = idx < HC_MAX_REQS && c->reqs[idx].head_method && !head;
+    if (ambiguous && !bodiless && cl > 0) {
+        body_len = 0;
+        if (n == head_len && !c->at_end)
+            return 0; /* cannot tell yet whether a body follows */
+        if (n > head_len && b[head_len] == '{')
+            body_len = (size_t)cl;
+    }
     if (head && c->allow_head_body && status >= 400 && cl > 0) {
         if (n == head_len && !c->at_end)
             return 0; /* cannot tell yet whether a body follows */
@@ -357,14 +378,15 @@ static size_t hc_one(struct http_check *c)
         return 0; /* wait for the rest of the body */
     const char *body = b + head_len;
 
-    if (status >= 400 && !head) {
+    bool no_body = head || (ambiguous && body_len == 0);
+    if (status >= 400 && !no_body) {
         if (strcmp(ctype, "application/problem+json") != 0) {
             hc_fail(c, "%d: Content-Type is \"%s\", not application/problem+json", status, ctype);
             return (size_t)-1;
         }
         if (!hc_check_problem(c, status, body, body_len))
             return (size_t)-1;
-    } else if (!head && body_len && strncmp(ctype, "application/json", 16) == 0) {
+    } else if (!no_body && body_len && strncmp(ctype, "application/json", 16) == 0) {
         if (!codec_json_valid(body, body_len, true)) {
             hc_fail(c, "%d: application/json body is not a valid JSON object", status);
             return (size_t)-1;

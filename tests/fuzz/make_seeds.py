@@ -47,7 +47,7 @@ PUMP = bytes([7])
 
 MANUAL, PUMP_IN_UPDATE = 1, 2
 SMALL, TINY_BODY, SMALLISH = 1 << 2, 2 << 2, 3 << 2
-NOT_READY, DRAINING, EAGAIN = 16, 32, 64
+NOT_READY, DRAINING, EAGAIN, BUDGET = 16, 32, 64, 128
 
 
 def session(name, http, ops=b"", mode=0):
@@ -98,6 +98,10 @@ session("post-chunked", chunked(ITEM), FEED(20) + FEED(20) + FEED(20) + FEEDALL 
 session("post-chunk-ext-trailer",
         f"POST /v1/items HTTP/1.1\r\n{H}{JSON}Transfer-Encoding: chunked\r\n\r\n"
         '4;ext=1\r\n{"na\r\n9\r\nme":"ab"}\r\n0\r\nX-Trailer: t\r\n\r\n', DB(0))
+session("trailer-connection-close",
+        f"POST /v1/items HTTP/1.1\r\n{H}{JSON}Transfer-Encoding: chunked\r\n\r\n"
+        '5\r\n{"nam\r\n7\r\ne":"a"}\r\n0\r\nConnection: close\r\n\r\n'
+        f"GET /healthz HTTP/1.1\r\n{H}\r\n", DB(0))
 session("post-expect-100",
         f"POST /v1/items HTTP/1.1\r\n{H}{JSON}Expect: 100-continue\r\nContent-Length: 12\r\n\r\n"
         '{"name":"a"}', FEED(32) + FEED(32) + FEED(32) + FEED(4) + PUMP + FEEDALL + DB(0))
@@ -170,6 +174,9 @@ session("pipelined-eof", PIPE, FEED64(8) + EOF + FEEDALL)
 session("pipelined-timeout", PIPE, FEED64(8) + TIMEOUT + PUMP + TIMEOUT)
 session("head-timeout", f"GET /healthz HTTP/1.1\r\n{H}", FEEDALL + TIMEOUT)
 session("body-timeout", post(ITEM)[:-5], FEEDALL + TIMEOUT)
+session("body-budget", post(ITEM) + post(ITEM), DB(0) + DB(0), mode=BUDGET)
+session("body-budget-chunked", chunked('{"name":"' + "b" * 400 + '"}', sizes=(100,)), mode=BUDGET)
+session("body-budget-eof", chunked(ITEM), FEED64(2) + EOF, mode=BUDGET)
 session("drain", PIPE, FEED64(2) + DRAIN + DB(0))
 session("db-down-midway", PIPE, FEED64(3) + DB_DOWN + DB(0) + DB_UP + DB_BUSY + FEEDALL)
 
