@@ -12,7 +12,8 @@
 #include "ringlet/log.h"
 #include "ringlet/server.h"
 
-#define LINGER_MS 2000 /* how long a closing socket waits for the client's FIN */
+#define LINGER_MS     2000 /* how long a closing socket waits for the client's FIN */
+#define DRAIN_IDLE_MS 1000 /* when draining, how long an idle connection may still send */
 
 static void recv_cb(struct ring_op *op, int res, uint32_t flags);
 static void send_cb(struct ring_op *op, int res, uint32_t flags);
@@ -50,6 +51,8 @@ struct conn *conn_create(struct server *srv, int fd, bool refuse)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    if (srv->draining)
+        http_session_drain(&c->http); /* one request, then Connection: close */
     if (refuse) {
         c->refusing = true;
         srv->nrefusing++;
@@ -99,7 +102,11 @@ static void arm_timer(struct conn *c)
     c->timer_phase = ph;
     switch (ph) {
     case HS_IDLE:
-        ring_timer_arm(&srv->ring, &srv->idle_timers, &c->timer, srv->cfg->idle_timeout_ms);
+        ring_timer_arm(&srv->ring, c->http.drain ? &srv->misc_timers : &srv->idle_timers,
+                       &c->timer,
+                       c->http.drain && srv->cfg->idle_timeout_ms > DRAIN_IDLE_MS
+                           ? DRAIN_IDLE_MS
+                           : srv->cfg->idle_timeout_ms);
         break;
     case HS_HEAD:
     case HS_BODY:
@@ -175,6 +182,16 @@ static void op_done(struct conn *c)
 {
     c->ops--;
     maybe_finish(c);
+}
+
+void conn_drain(struct conn *c)
+{
+    if (c->closing)
+        return;
+    http_session_drain(&c->http);
+    if (c->http.phase == HS_IDLE)
+        c->timer_phase = HS_CLOSED; /* re-arm: the idle wait is now short */
+    conn_update(c);
 }
 
 void conn_close(struct conn *c)

@@ -29,6 +29,15 @@
 #define WATCHDOG_GRACE_MS 2000 /* beyond statement_timeout, before a silent server is dropped */
 #define INIT_ENTRIES      (1 + DB_STMT__COUNT)
 #define GROUP_MAX         32 /* reads sharing one Sync */
+/* A request that certainly did not run (its group aborted, or the server
+ * answered it with a connection-class error such as 57P01 from
+ * pg_terminate_backend: the statement was rolled back), or a read whose
+ * connection broke, is sent again on whichever connection is ready, up to
+ * this many times within its deadline: when backends die one after another
+ * (a failover, pg_terminate_backend of all of them) one retry can land on
+ * the next one to die. A write whose connection broke without an answer is
+ * never resent: it may have committed. */
+#define RETRIES           3
 
 /* Item columns, in enum db_item_col order. */
 #define ITEM_COLS                                                                                 \
@@ -87,6 +96,7 @@ struct pending {
     uint8_t stmt;
     bool internal;   /* set-up command of PC_INIT */
     bool sync_after; /* a Sync follows this query */
+    PGresult *held;  /* a write's result, delivered once its Sync confirms the commit */
 };
 
 struct pconn {
@@ -121,6 +131,10 @@ struct db_pool {
     struct ring_timer_list conn_timers;
     struct ring_timer defer; /* runs deferred resets outside submit() */
     bool groups_open;        /* some connection has unsynced reads */
+    /* The last ready connection broke and no reconnect attempt has failed
+     * yet (a killed backend, not a dead server): requests wait for the
+     * reconnect, bounded by their deadline, instead of failing at once. */
+    bool recovering;
     uint32_t rng;
 };
 
@@ -289,7 +303,8 @@ static void finish_teardown(struct pconn *c)
 static void teardown(struct pconn *c)
 {
     if (c->state == PC_READY)
-        c->pool->ready_count--;
+        if (--c->pool->ready_count == 0)
+            c->pool->recovering = true;
     c->state = PC_CLOSING;
     ring_timer_disarm(&c->timer);
     cancel_poll(c, &c->rpoll, c->rpoll_armed);
@@ -325,6 +340,16 @@ static void pconn_broken(struct pconn *c, const char *why)
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
     bool was_up = c->state == PC_READY || c->state == PC_INIT;
+    if (!was_up && p->recovering) {
+        /* A reconnect failed. Once no other attempt is under way, the server
+         * is really away: stop holding requests for it. */
+        bool trying = false;
+        for (unsigned i = 0; i < p->cfg.size; i++)
+            if (&p->conns[i] != c &&
+                (p->conns[i].state == PC_CONNECTING || p->conns[i].state == PC_INIT))
+                trying = true;
+        p->recovering = trying;
+    }
     if (was_up || c->attempts == 0)
         log_warn("database connection failed", LOG_UINT("conn", c->index), LOG_STR("error", msg),
                  LOG_UINT("in_flight", c->q_count));
@@ -337,11 +362,15 @@ static void pconn_broken(struct pconn *c, const char *why)
     for (int i = (int)c->q_count - 1; i >= 0; i--) {
         struct pending *e = q_at(c, (unsigned)i);
         struct db_req *req = e->req;
+        if (e->held) {
+            PQclear(e->held); /* no Sync came: whether it committed is unknown */
+            e->held = NULL;
+        }
         if (!req)
             continue;
         p->inflight--;
         e->req = NULL;
-        if (req->idempotent && req->retries == 0) {
+        if (req->idempotent && req->retries < RETRIES) {
             req->retries++;
             wait_push(p, req, true);
         } else if (nfail < sizeof(fail) / sizeof(fail[0])) {
@@ -420,6 +449,7 @@ static void on_init_done(struct pconn *c)
     ring_timer_disarm(&c->timer);
     c->state = PC_READY;
     p->ready_count++;
+    p->recovering = false;
     if (c->attempts)
         log_info("database connection restored", LOG_UINT("conn", c->index),
                  LOG_UINT("attempts", c->attempts));
@@ -463,8 +493,9 @@ static void deliver(struct pconn *c, struct pending *e, const PGresult *res)
         return; /* abandoned: the client got its answer already */
     e->req = NULL;
     p->inflight--;
-    if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED && req->idempotent && req->retries == 0) {
-        /* another read of its group failed; this one never ran */
+    if ((PQresultStatus(res) == PGRES_PIPELINE_ABORTED || st == DB_UNAVAILABLE) &&
+        req->retries < RETRIES) {
+        /* It did not run (see RETRIES): run it elsewhere. */
         req->retries++;
         wait_push(p, req, true);
         return;
@@ -500,8 +531,14 @@ static void read_results(struct pconn *c)
             }
             if (e->internal && classify(res) != DB_OK)
                 init_failed = true;
-            deliver(c, e, res);
-            PQclear(res);
+            if (e->req && !e->req->idempotent && classify(res) == DB_OK) {
+                /* A write's implicit transaction commits at its Sync: answer
+                 * only when the Sync confirms it (a commit can still fail). */
+                e->held = res;
+            } else {
+                deliver(c, e, res);
+                PQclear(res);
+            }
             e->phase = 1;
         } else if (e->phase == 1) {
             if (res) {
@@ -518,9 +555,22 @@ static void read_results(struct pconn *c)
             if (!res)
                 break;
             ExecStatusType st = PQresultStatus(res);
-            PQclear(res);
-            if (st != PGRES_PIPELINE_SYNC)
+            if (st != PGRES_PIPELINE_SYNC) {
+                if (e->held) {
+                    /* the commit failed: that error is the answer */
+                    PQclear(e->held);
+                    e->held = res;
+                } else {
+                    PQclear(res);
+                }
                 continue;
+            }
+            PQclear(res);
+            if (e->held) {
+                deliver(c, e, e->held);
+                PQclear(e->held);
+                e->held = NULL;
+            }
             if (e->req) {
                 /* the sync came without a result: the server lost it */
                 struct db_req *req = e->req;
@@ -758,7 +808,7 @@ static void pool_dispatch(struct db_pool *p)
                 !p->conns[i].unsynced)
                 flush_out(&p->conns[i]);
     /* With no connection left to wait for, waiting is pointless. */
-    if (p->ready_count == 0) {
+    if (p->ready_count == 0 && !p->recovering) {
         while (p->wait_head) {
             struct db_req *req = p->wait_head;
             wait_remove(p, req);
@@ -799,7 +849,7 @@ static void deadline_cb(struct ring_timer *t)
 static int pool_submit(void *self, struct db_req *req)
 {
     struct db_pool *p = self;
-    if (p->ready_count == 0)
+    if (p->ready_count == 0 && !p->recovering)
         return -ENOTCONN;
     struct pconn *c = p->wait_head ? NULL : pick(p);
     if (!c && p->wait_len >= p->cfg.max_queued)
@@ -918,6 +968,8 @@ void db_pool_destroy(struct db_pool *p)
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct pconn *c = &p->conns[i];
         ring_timer_disarm(&c->timer);
+        for (unsigned k = 0; c->q && k < c->q_count; k++)
+            PQclear(q_at(c, k)->held);
         if (c->pg)
             PQfinish(c->pg);
         free(c->q);

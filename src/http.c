@@ -499,14 +499,14 @@ void http_session_timeout(struct http_session *s)
 void http_session_drain(struct http_session *s)
 {
     s->drain = true;
-    if (s->phase == HS_IDLE && s->stash.len == 0 && s->out_off == s->out.len)
-        s->phase = HS_CLOSED;
 }
 
 static void request_done(struct http_session *s)
 {
     request_reset(s);
-    if (s->close_after || s->drain) {
+    /* Only a response that said `Connection: close` ends the connection: a
+     * drain that began while it was being sent applies to the next one. */
+    if (s->close_after) {
         s->phase = HS_CLOSED;
         return;
     }

@@ -161,7 +161,7 @@ static void stop_listening(struct server *srv)
         }
         struct conn *c = conn_create(srv, fd, false);
         if (c)
-            http_session_drain(&c->http);
+            conn_drain(c);
     }
     /* shutdown() unhashes the socket from the SO_REUSEPORT group now; a
      * plain close() would leave it listening until the kernel tears down
@@ -202,8 +202,7 @@ static void drain_cb(struct ring_timer *t)
     stop_listening(srv);
     for (struct conn *c = srv->conns, *next; c; c = next) {
         next = c->next;
-        http_session_drain(&c->http);
-        conn_update(c);
+        conn_drain(c);
     }
     maybe_exit(srv);
 }
@@ -237,8 +236,9 @@ static void signal_cb(struct ring_op *op, int res, uint32_t flags)
         return;
     }
     const char *name = srv->siginfo.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+    long long from = (long long)srv->siginfo.ssi_pid; /* who sent it, for the log */
     if (srv->draining) {
-        log_warn("second signal; exiting now", LOG_STR("signal", name),
+        log_warn("second signal; exiting now", LOG_STR("signal", name), LOG_INT("from_pid", from),
                  LOG_UINT("connections", srv->nconns));
         srv->exit_code = 1;
         ring_stop(&srv->ring);
@@ -246,8 +246,13 @@ static void signal_cb(struct ring_op *op, int res, uint32_t flags)
     }
     srv->draining = true;
     srv->env.draining = true;
+    /* From now on every response says Connection: close, so keep-alive
+     * clients move to other endpoints (or, with SO_REUSEPORT, to the new
+     * process) while we still accept. */
+    for (struct conn *c = srv->conns; c; c = c->next)
+        http_session_drain(&c->http);
     log_info("shutting down: readiness off, draining",
-             LOG_STR("signal", name), LOG_UINT("drain_delay_ms", srv->cfg->drain_delay_ms),
+             LOG_STR("signal", name), LOG_INT("from_pid", from), LOG_UINT("drain_delay_ms", srv->cfg->drain_delay_ms),
              LOG_UINT("grace_ms", srv->cfg->shutdown_grace_ms),
              LOG_UINT("connections", srv->nconns));
     ring_timer_arm(&srv->ring, &srv->misc_timers, &srv->grace_timer, srv->cfg->shutdown_grace_ms);

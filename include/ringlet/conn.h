@@ -45,6 +45,13 @@ struct conn *conn_create(struct server *srv, int fd, bool refuse);
 /* Re-evaluate after any event: send, receive, arm the timer, or close. */
 void conn_update(struct conn *c);
 
+/*
+ * The listener is closing: the next response says `Connection: close`, and
+ * an idle connection gets DRAIN_IDLE_MS to send a last request (one may
+ * already be on its way: closing at once would lose it), then it is closed.
+ */
+void conn_drain(struct conn *c);
+
 /* Begin closing (idempotent). */
 void conn_close(struct conn *c);
 

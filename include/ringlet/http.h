@@ -147,7 +147,11 @@ void http_session_eof(struct http_session *s);
 /* The phase's timer fired (header, body, idle or write timeout). */
 void http_session_timeout(struct http_session *s);
 
-/* Close after the next response; close at once if idle. */
+/*
+ * Close after the next response (it carries `Connection: close`). An idle
+ * session stays open: its transport decides how long to wait for a last
+ * request (see conn_drain).
+ */
 void http_session_drain(struct http_session *s);
 
 /*

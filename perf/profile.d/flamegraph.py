@@ -142,17 +142,30 @@ def category(frame):
 
 
 # Inclusive markers: a sample counts once for each marker found in its stack.
+def _any(*prefixes):
+    return lambda f: f.startswith(prefixes)
+
+
+def _lib(name):
+    return lambda f: f.endswith("[" + name + "]") or (name == "libpq" and f.startswith("PQ"))
+
+
 MARKERS = [
-    ("io_uring_enter (kernel, all io_uring work of the loop)", lambda f: f.startswith("__do_sys_io_uring_enter") or f.startswith("__x64_sys_io_uring_enter")),
-    ("  of which send (io_send / tcp_sendmsg)", lambda f: f.startswith("io_send") or f.startswith("tcp_sendmsg")),
-    ("  of which receive (io_recv / tcp_recvmsg)", lambda f: f.startswith("io_recv") or f.startswith("tcp_recvmsg")),
-    ("libpq socket I/O (send/recv syscalls below PQ*)", None),
-    ("llhttp (parser)", lambda f: f.startswith("llhttp")),
-    ("libpq (any PQ* frame or [libpq])", lambda f: f.endswith("[libpq]") or f.startswith("PQ")),
-    ("json-c", lambda f: f.endswith("[libjson-c]")),
-    ("pconn_drive (database side of the loop)", lambda f: f.startswith("pconn_drive")),
-    ("http_session_feed (HTTP side of the loop)", lambda f: f.startswith("http_session_feed")),
-    ("softirq / loopback delivery (net_rx_action, __do_softirq)", lambda f: f.startswith("__do_softirq") or f.startswith("net_rx_action")),
+    ("io_uring_enter: the loop's one syscall (submit, complete, wait)", _any("__do_sys_io_uring_enter", "__x64_sys_io_uring_enter", "__se_sys_io_uring_enter")),
+    ("  io_send: responses to clients", _any("io_send")),
+    ("  io_recv: requests from clients", _any("io_recv")),
+    ("  io_poll / io_uring task work (readiness of the PostgreSQL sockets)", _any("io_poll_task_func", "io_poll_wake", "io_poll_add", "io_poll_check_events")),
+    ("libpq's own send/recv syscalls (sendto/recvfrom, not io_uring)", _any("__sys_sendto", "__sys_recvfrom", "__x64_sys_sendto", "__x64_sys_recvfrom")),
+    ("kernel TCP send, any caller (tcp_sendmsg)", _any("tcp_sendmsg")),
+    ("kernel TCP receive, any caller (tcp_recvmsg)", _any("tcp_recvmsg")),
+    ("loopback delivery in softirq (__do_softirq / net_rx_action)", _any("__do_softirq", "net_rx_action", "handle_softirqs")),
+    ("llhttp: HTTP parsing", _any("llhttp")),
+    ("libpq (PQ* or any [libpq] frame)", _lib("libpq")),
+    ("json-c", _lib("libjson-c")),
+    ("printf family (snprintf, vfprintf)", _any("__vfprintf_internal", "__vsnprintf", "___vsnprintf", "snprintf", "__printf_buffer", "__snprintf")),
+    ("malloc/free", _any("malloc", "cfree", "free", "_int_malloc", "_int_free", "realloc", "calloc", "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc")),
+    ("pconn_drive: ringlet's database side (db_pool.c)", _any("pconn_drive")),
+    ("http_session_feed: ringlet's HTTP side (http.c, router, handlers)", _any("http_session_feed")),
 ]
 
 
@@ -168,13 +181,7 @@ def shares(args):
         self_by[category(leaf)] += n
         body = frames[1:]
         for name, test in MARKERS:
-            if test is None:
-                # kernel send/recv reached from libpq: a PQ*/[libpq] frame below a syscall
-                pq = any(f.endswith("[libpq]") or f.startswith("PQ") for f in body)
-                sc = any(f.startswith("__sys_sendto") or f.startswith("__sys_recvfrom") or f.startswith("__x64_sys_send") or f.startswith("__x64_sys_recv") for f in body)
-                if pq and sc:
-                    incl[name] += n
-            elif any(test(f) for f in body):
+            if any(test(f) for f in body):
                 incl[name] += n
     if total == 0:
         print("no samples")
@@ -193,8 +200,8 @@ def shares(args):
     for k, v in sorted(self_by.items(), key=lambda kv: -kv[1]):
         print("  %6.2f%%  %s" % (pct(v), k))
     print()
-    print("inclusive (samples with this anywhere in the stack; frame-pointer")
-    print("stacks through Debian's libraries can be cut short, see docs/profiling.md):")
+    print("inclusive: samples with this anywhere in the stack (with frame pointers, stacks")
+    print("that pass through Debian's libpq/libc/json-c can lose frames; see docs/profiling.md):")
     for name, _ in MARKERS:
         print("  %6.2f%%  %s" % (pct(incl[name]), name))
     return 0
@@ -223,6 +230,18 @@ def color(name, kind):
     else:                     # ringlet: red
         r, g, b = 205 + 50 * v1, 70 + 80 * v2, 55 + 40 * v2
     return "rgb(%d,%d,%d)" % (r, g, b)
+
+
+def fit_text(name, px, cw):
+    """The label drawn in a frame px wide (also without JavaScript, e.g. on GitHub)."""
+    m = int((px - 6) / cw)
+    if m < 3:
+        return ""
+    return name if len(name) <= m else name[:m - 2] + ".."
+
+
+LEGEND_COLORS = {"ringlet": "rgb(230,110,75)", "llhttp": "rgb(235,220,50)", "libpq": "rgb(105,160,235)",
+                 "json-c": "rgb(120,215,110)", "libc": "rgb(105,220,220)", "kernel": "rgb(240,150,15)"}
 
 
 class Node:
@@ -324,7 +343,7 @@ def svg(args):
     lx = pad
     for label, kind in legend:
         w('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>\n'
-          % (lx, height - 21, color("legend" + kind, kind), lx + 14, height - 12, html.escape(label)))
+          % (lx, height - 21, LEGEND_COLORS[kind], lx + 14, height - 12, html.escape(label)))
         lx += 24 + int(len(label) * cw)
     w('<text x="%d" y="%d" style="fill:#555">%d samples; click a frame to zoom, Ctrl-F to search</text>\n'
       % (lx + 10, height - 12, total))
@@ -337,10 +356,10 @@ def svg(args):
         label = "%s (%d samples, %.2f%%)" % (name, node.value, 100.0 * node.value / total)
         w('<g class="f" data-n="%s" data-x="%d" data-w="%d" data-d="%d"><title>%s</title>'
           '<rect x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"/>'
-          '<text x="%.1f" y="%d"></text></g>\n'
+          '<text x="%.1f" y="%d">%s</text></g>\n'
           % (html.escape(name, quote=True), x, node.value, depth, html.escape(label),
              pad + x * scale, y, max(pw - 0.5, 0.1), fh - 1, color(node.name, kind),
-             pad + x * scale + 3, y + fh - 4))
+             pad + x * scale + 3, y + fh - 4, html.escape(fit_text(name, pw, cw))))
     w('<script type="text/ecmascript"><![CDATA[\n')
     w(JS % {"width": width, "fh": fh, "cw": cw, "total": max(total, 1)})
     w(']]></script>\n</svg>\n')

@@ -55,6 +55,24 @@ static bool ts_ok(const char *s, size_t n)
     return true;
 }
 
+/*
+ * "data" must be a JSON object that stays within CODEC_MAX_DEPTH where it is
+ * rendered, one level down inside the item: validate it wrapped in an object.
+ */
+static bool data_ok(const char *s, size_t n)
+{
+    if (!codec_json_valid(s, n, true))
+        return false;
+    char *w = malloc(n + 6);
+    FUZZ_CHECK(w, "oom");
+    memcpy(w, "{\"x\":", 5);
+    memcpy(w + 5, s, n);
+    w[n + 5] = '}';
+    bool ok = codec_json_valid(w, n + 6, true);
+    free(w);
+    return ok;
+}
+
 static struct json_object *jparse(const char *s, size_t n)
 {
     struct json_tokener *tok = json_tokener_new_ex(CODEC_MAX_DEPTH + 4);
@@ -106,8 +124,7 @@ static void fuzz_item(const uint8_t *data, size_t size)
     bool shapes = digits_ok(col[0], len[0], INT64_MAX, true) &&
                   digits_ok(col[3], len[3], INT32_MAX, false) && col[1] &&
                   codec_utf8_valid(col[1], len[1]) && col[2] &&
-                  codec_json_valid(col[2], len[2], true) && ts_ok(col[4], len[4]) &&
-                  ts_ok(col[5], len[5]);
+                  data_ok(col[2], len[2]) && ts_ok(col[4], len[4]) && ts_ok(col[5], len[5]);
 
     struct buf b;
     size_t max = data[0] & 0x40 ? 64 + size : 1u << 20;

@@ -267,19 +267,25 @@ class DatabaseLoss(FaultCase):
         bad_writes, wdesc = describe(results["POST"], 201)
         print("backends terminated under load (%d killed, at %s s): reads: %s; writes: %s"
               % (killed, ["%+.3f" % (k - kills[0]) for k in kills], rdesc, wdesc))
+        el = self.wait_idle_pool(s.port, size)
+        print("pool back to %d idle connections %.2f s after the load" % (size, el))
+        self.assertEqual(self.metric(s.port, "db_pool_connections", state="broken"), 0)
+
         self.assertGreaterEqual(killed, size)
         self.assertEqual(len(bad_reads), 0, "reads failed after the backends were terminated: "
                          "%s; first: %r" % (rdesc, bad_reads[:1]))
         for _, r in bad_writes:
             self.assertIsInstance(r, harness.Response, "no answer to a write: %r" % r)
             self.assert_unavailable(r)
-        self.assertLessEqual(len(bad_writes), 2, "more than one 503 per termination: " + wdesc)
+        # One writer thread has at most one write in flight, and each killed
+        # backend can take at most that one down with it: the backends of a
+        # termination die one after another, so a write retried by the client
+        # can meet the next one. More 503s than killed backends would mean
+        # writes failing for another reason.
+        self.assertLessEqual(len(bad_writes), killed,
+                             "more 503s than backends terminated: " + wdesc)
         self.assertGreater(len(results["GET"]), 20)
         self.assertGreater(len(results["POST"]) - len(bad_writes), 5)
-
-        el = self.wait_idle_pool(s.port, size)
-        print("pool back to %d idle connections %.2f s after the load" % (size, el))
-        self.assertEqual(self.metric(s.port, "db_pool_connections", state="broken"), 0)
 
     def test_backends_terminated_idle(self):
         # idle pool: every backend terminated, then requests at once
@@ -295,13 +301,13 @@ class DatabaseLoss(FaultCase):
             r = harness.simple_request(s.port, "GET", "/v1/items/%d" % item["id"], timeout=10)
             statuses.append((round(time.monotonic() - t0, 3), r.status))
         print("reads right after every backend was terminated: (s, status) %s" % statuses)
-        self.assertEqual([st for _, st in statuses], [200] * 10,
-                         "reads after the backends were terminated")
         el = self.wait_idle_pool(s.port, size)
         print("pool back to %d idle connections %.2f s after the reads" % (size, el))
         r = harness.simple_request(s.port, "POST", "/v1/items", body={"name": "after-kill"})
         self.assertEqual(r.status, 201, r)
         self.assertEqual(self.metric(s.port, "db_pool_connections", state="broken"), 0)
+        self.assertEqual([st for _, st in statuses], [200] * 10,
+                         "reads after the backends were terminated")
 
     def test_database_down_at_start(self):
         self.need_pgdir()

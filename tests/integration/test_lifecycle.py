@@ -103,7 +103,7 @@ class LifecycleCase(harness.RingletTestCase):
 class Shutdown(LifecycleCase):
 
     def test_sigterm_drain_in_flight_and_keep_alive(self):
-        drain = 0.7
+        drain = 1.0
         s = self.spawn({"RINGLET_DRAIN_DELAY_MS": str(int(drain * 1000)),
                         "RINGLET_SHUTDOWN_GRACE_MS": "8000",
                         "RINGLET_REQUEST_TIMEOUT_MS": "6000"})
