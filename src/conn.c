@@ -102,8 +102,7 @@ static void arm_timer(struct conn *c)
     c->timer_phase = ph;
     switch (ph) {
     case HS_IDLE:
-        ring_timer_arm(&srv->ring, c->http.drain ? &srv->misc_timers : &srv->idle_timers,
-                       &c->timer,
+        ring_timer_arm(&srv->ring, c->http.drain ? &srv->misc_timers : &srv->idle_timers, &c->timer,
                        c->http.drain && srv->cfg->idle_timeout_ms > DRAIN_IDLE_MS
                            ? DRAIN_IDLE_MS
                            : srv->cfg->idle_timeout_ms);

@@ -23,12 +23,12 @@
 
 #include "ringlet/log.h"
 
-#define BACKOFF_BASE_MS   50
-#define BACKOFF_CAP_MS    1000
+#define BACKOFF_BASE_MS    50
+#define BACKOFF_CAP_MS     1000
 #define CONNECT_TIMEOUT_MS 5000
-#define WATCHDOG_GRACE_MS 2000 /* beyond statement_timeout, before a silent server is dropped */
-#define INIT_ENTRIES      (1 + DB_STMT__COUNT)
-#define GROUP_MAX         32 /* reads sharing one Sync */
+#define WATCHDOG_GRACE_MS  2000 /* beyond statement_timeout, before a silent server is dropped */
+#define INIT_ENTRIES       (1 + DB_STMT__COUNT)
+#define GROUP_MAX          32 /* reads sharing one Sync */
 /* A request that certainly did not run (its group aborted, or the server
  * answered it with a connection-class error such as 57P01 from
  * pg_terminate_backend: the statement was rolled back), or a read whose
@@ -37,12 +37,12 @@
  * (a failover, pg_terminate_backend of all of them) one retry can land on
  * the next one to die. A write whose connection broke without an answer is
  * never resent: it may have committed. */
-#define RETRIES           3
+#define RETRIES 3
 
 /* Item columns, in enum db_item_col order. */
-#define ITEM_COLS                                                                                 \
-    "id, name, data::text, version, "                                                           \
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "              \
+#define ITEM_COLS                                                                                  \
+    "id, name, data::text, version, "                                                              \
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "                \
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 static const struct {
@@ -52,8 +52,7 @@ static const struct {
 } stmts[DB_STMT__COUNT] = {
     [DB_STMT_ITEM_GET] = {"ringlet_item_get", "SELECT " ITEM_COLS " FROM items WHERE id = $1", 1},
     [DB_STMT_ITEM_LIST] = {"ringlet_item_list",
-                           "SELECT " ITEM_COLS " FROM items WHERE id > $1 ORDER BY id LIMIT $2",
-                           2},
+                           "SELECT " ITEM_COLS " FROM items WHERE id > $1 ORDER BY id LIMIT $2", 2},
     [DB_STMT_ITEM_INSERT] = {"ringlet_item_insert",
                              "INSERT INTO items (name, data) VALUES ($1, $2::jsonb) "
                              "RETURNING " ITEM_COLS,
@@ -110,8 +109,8 @@ struct pconn {
     PostgresPollingStatusType want; /* during PC_CONNECTING */
     struct pending *q;              /* ring of in-flight entries */
     unsigned q_head, q_count, q_cap;
-    unsigned unsynced; /* queries sent since the last Sync */
-    unsigned attempts; /* consecutive failures, for backoff */
+    unsigned unsynced;       /* queries sent since the last Sync */
+    unsigned attempts;       /* consecutive failures, for backoff */
     struct ring_timer timer; /* retry (BROKEN), connect timeout (CONNECTING), watchdog */
     bool reset_soon;         /* broken while we could not handle it: see pool->defer */
 };
@@ -126,7 +125,7 @@ struct db_pool {
     unsigned ready_count;
     struct db_req *wait_head, *wait_tail; /* FIFO of requests not yet sent */
     unsigned wait_len;
-    unsigned inflight; /* entries with a live req on connections */
+    unsigned inflight;                /* entries with a live req on connections */
     struct ring_timer_list deadlines; /* request deadlines: one duration, O(1) */
     struct ring_timer_list conn_timers;
     struct ring_timer defer; /* runs deferred resets outside submit() */
@@ -753,8 +752,8 @@ static bool send_on(struct pconn *c, struct db_req *req)
     bool write = !req->idempotent;
     if (write && !close_group(c))
         return false;
-    if (!PQsendQueryPrepared(c->pg, stmts[req->stmt].name, req->nparams, req->params,
-                             req->lengths, NULL, 0)) {
+    if (!PQsendQueryPrepared(c->pg, stmts[req->stmt].name, req->nparams, req->params, req->lengths,
+                             NULL, 0)) {
         schedule_reset(c);
         return false;
     }
@@ -804,8 +803,7 @@ static void pool_dispatch(struct db_pool *p)
     }
     if (sent_any) /* a write's Sync flushed; push out what remains of it */
         for (unsigned i = 0; i < p->cfg.size; i++)
-            if (p->conns[i].state == PC_READY && !p->conns[i].reset_soon &&
-                !p->conns[i].unsynced)
+            if (p->conns[i].state == PC_READY && !p->conns[i].reset_soon && !p->conns[i].unsynced)
                 flush_out(&p->conns[i]);
     /* With no connection left to wait for, waiting is pointless. */
     if (p->ready_count == 0 && !p->recovering) {

@@ -16,10 +16,10 @@
 
 #include "ringlet/router.h"
 
-#define HEAD_RESERVE 512           /* room kept before a body for its header lines */
-#define STASH_SLACK  (64 * 1024)   /* pipelined bytes kept beyond one header section */
-#define KEEP_CAP     (16 * 1024)   /* buffers larger than this are freed between requests */
-#define OUT_MAX      (64u << 20)   /* largest response we build */
+#define HEAD_RESERVE 512         /* room kept before a body for its header lines */
+#define STASH_SLACK  (64 * 1024) /* pipelined bytes kept beyond one header section */
+#define KEEP_CAP     (16 * 1024) /* buffers larger than this are freed between requests */
+#define OUT_MAX      (64u << 20) /* largest response we build */
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -135,10 +135,8 @@ static enum http_hdr classify(const struct http_request *r)
         size_t len;
         enum http_hdr h;
     } known[] = {
-        {"host", 4, HDR_HOST},
-        {"content-type", 12, HDR_CONTENT_TYPE},
-        {"if-match", 8, HDR_IF_MATCH},
-        {"if-none-match", 13, HDR_IF_NONE_MATCH},
+        {"host", 4, HDR_HOST},         {"content-type", 12, HDR_CONTENT_TYPE},
+        {"if-match", 8, HDR_IF_MATCH}, {"if-none-match", 13, HDR_IF_NONE_MATCH},
         {"expect", 6, HDR_EXPECT},
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -306,7 +304,7 @@ static int on_message_complete(llhttp_t *p)
     s->message_done = true;
     if (p->upgrade)
         s->close_after = true; /* we never switch protocols: what follows is not ours */
-    return HPE_PAUSED; /* one request at a time; resumed once answered */
+    return HPE_PAUSED;         /* one request at a time; resumed once answered */
 }
 
 void http_env_init(struct http_env *env)
@@ -453,8 +451,7 @@ void http_session_feed(struct http_session *s, const char *data, size_t len)
     s->in_transport = false;
 }
 
-void http_session_refuse(struct http_session *s, int status, const char *detail,
-                         int retry_after)
+void http_session_refuse(struct http_session *s, int status, const char *detail, int retry_after)
 {
     struct http_resp h = {.retry_after = retry_after};
     s->in_transport = true;
@@ -564,24 +561,42 @@ void http_session_sent(struct http_session *s, size_t n)
 const char *http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 

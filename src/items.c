@@ -39,8 +39,7 @@ static bool answer_db_failure(struct http_session *s, const struct db_result *re
         http_resp_problem(s, 503, "the database is unavailable; retry later", &h);
         return true;
     case DB_TIMEOUT:
-        http_resp_problem(s, 504, "the database did not answer within the request deadline",
-                          NULL);
+        http_resp_problem(s, 504, "the database did not answer within the request deadline", NULL);
         return true;
     case DB_ERROR:
     default:
@@ -218,8 +217,8 @@ static void get_done(struct db_req *req, const struct db_result *res)
     struct http_request *r = &s->req;
     if (r->if_none_match.len) {
         int len;
-        const char *vs = res->ncols > DB_COL_VERSION ? db_value(res, 0, DB_COL_VERSION, &len)
-                                                     : NULL;
+        const char *vs =
+            res->ncols > DB_COL_VERSION ? db_value(res, 0, DB_COL_VERSION, &len) : NULL;
         int64_t version = vs ? parse_i64(vs, (size_t)len) : -1;
         int64_t v[MAX_TAGS];
         int count;
@@ -325,8 +324,7 @@ static bool read_body(struct http_session *s)
         return false;
     }
     if (r->body.len == 0) {
-        http_resp_problem(s, 400, "the request body must be a JSON object with a \"name\"",
-                          NULL);
+        http_resp_problem(s, 400, "the request body must be a JSON object with a \"name\"", NULL);
         return false;
     }
     char detail[160];
@@ -378,8 +376,8 @@ void items_create(struct http_session *s)
 static bool status_row(struct http_session *s, const struct db_result *res, bool *ok)
 {
     int len = 0;
-    const char *st = res->nrows == 1 && res->ncols >= 1 ? db_value(res, 0, DB_STATUS_COL, &len)
-                                                       : NULL;
+    const char *st =
+        res->nrows == 1 && res->ncols >= 1 ? db_value(res, 0, DB_STATUS_COL, &len) : NULL;
     if (st && len == 2 && memcmp(st, "ok", 2) == 0) {
         *ok = true;
         return true;

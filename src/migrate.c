@@ -84,8 +84,10 @@ int migrate_run(const char *conninfo)
     }
     if (want > have) {
         char sql[96];
-        snprintf(sql, sizeof(sql), "DELETE FROM ringlet_schema; INSERT INTO ringlet_schema "
-                                   "VALUES (%d)", want);
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM ringlet_schema; INSERT INTO ringlet_schema "
+                 "VALUES (%d)",
+                 want);
         if (exec_ok(pg, sql, "record version"))
             goto out_rollback;
     }

@@ -144,16 +144,22 @@ static int check_opcodes(struct ring *r, char *err, size_t errlen)
         int op;
         const char *name;
     } need[] = {
-        {IORING_OP_ACCEPT, "ACCEPT"},         {IORING_OP_RECV, "RECV"},
-        {IORING_OP_SEND, "SEND"},             {IORING_OP_POLL_ADD, "POLL_ADD"},
-        {IORING_OP_POLL_REMOVE, "POLL_REMOVE"}, {IORING_OP_TIMEOUT, "TIMEOUT"},
-        {IORING_OP_TIMEOUT_REMOVE, "TIMEOUT_REMOVE"}, {IORING_OP_READ, "READ"},
-        {IORING_OP_CLOSE, "CLOSE"},           {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+        {IORING_OP_ACCEPT, "ACCEPT"},
+        {IORING_OP_RECV, "RECV"},
+        {IORING_OP_SEND, "SEND"},
+        {IORING_OP_POLL_ADD, "POLL_ADD"},
+        {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
+        {IORING_OP_TIMEOUT, "TIMEOUT"},
+        {IORING_OP_TIMEOUT_REMOVE, "TIMEOUT_REMOVE"},
+        {IORING_OP_READ, "READ"},
+        {IORING_OP_CLOSE, "CLOSE"},
+        {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
     };
     struct io_uring_probe *probe = io_uring_get_probe_ring(&r->uring);
     if (!probe) {
-        snprintf(err, errlen, "io_uring probe failed: the kernel is older than 5.6; ringlet "
-                              "needs Linux 5.10 or newer");
+        snprintf(err, errlen,
+                 "io_uring probe failed: the kernel is older than 5.6; ringlet "
+                 "needs Linux 5.10 or newer");
         return -ENOSYS;
     }
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
@@ -208,8 +214,8 @@ static int setup_buf_ring(struct ring *r)
     io_uring_buf_ring_init(r->bufs);
     int mask = io_uring_buf_ring_mask(RING_BUF_COUNT);
     for (unsigned i = 0; i < RING_BUF_COUNT; i++)
-        io_uring_buf_ring_add(r->bufs, ring_buf_addr(r, i), RING_BUF_SIZE, (unsigned short)i,
-                              mask, (int)i);
+        io_uring_buf_ring_add(r->bufs, ring_buf_addr(r, i), RING_BUF_SIZE, (unsigned short)i, mask,
+                              (int)i);
     io_uring_buf_ring_advance(r->bufs, RING_BUF_COUNT);
     return 0;
 }
@@ -354,8 +360,7 @@ static void update_timeout(struct ring *r)
         return;
     if (r->armed_deadline_ns) {
         struct io_uring_sqe *sqe = ring_get_sqe(r, &r->timeout_rm_op);
-        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&r->timeout_op[r->timeout_idx],
-                                     0);
+        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&r->timeout_op[r->timeout_idx], 0);
         r->armed_deadline_ns = 0;
     }
     if (next) {

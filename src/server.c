@@ -28,8 +28,8 @@
 #include "ringlet/log.h"
 #include "ringlet/metrics.h"
 
-#define RING_ENTRIES     1024
-#define ACCEPT_RETRY_MS  100 /* pause after EMFILE/ENFILE instead of spinning */
+#define RING_ENTRIES      1024
+#define ACCEPT_RETRY_MS   100 /* pause after EMFILE/ENFILE instead of spinning */
 #define DB_QUEUE_PER_CONN 64
 #define BODY_BUDGET_MIN   (64u << 20) /* request bodies buffered at once, all clients */
 
@@ -114,8 +114,7 @@ static void accept_cb(struct ring_op *op, int res, uint32_t flags)
             struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring, &srv->accept_cancel_op);
             io_uring_prep_cancel(sqe, &srv->accept_op, 0);
         }
-        ring_timer_arm(&srv->ring, &srv->misc_timers, &srv->accept_retry_timer,
-                       ACCEPT_RETRY_MS);
+        ring_timer_arm(&srv->ring, &srv->misc_timers, &srv->accept_retry_timer, ACCEPT_RETRY_MS);
         return;
     } else if (res == -EINVAL && srv->ring.feat.multishot_accept) {
         srv->ring.feat.multishot_accept = false; /* kernel older than 5.19 */
@@ -214,8 +213,8 @@ static void grace_cb(struct ring_timer *t)
     for (struct conn *c = srv->conns; c; c = c->next)
         if (c->http.phase != HS_IDLE)
             busy++;
-    log_error("shutdown grace time over; cutting connections",
-              LOG_UINT("connections", srv->nconns), LOG_UINT("requests_in_progress", busy),
+    log_error("shutdown grace time over; cutting connections", LOG_UINT("connections", srv->nconns),
+              LOG_UINT("requests_in_progress", busy),
               LOG_UINT("grace_ms", srv->cfg->shutdown_grace_ms));
     srv->exit_code = 1;
     ring_stop(&srv->ring);
@@ -251,14 +250,13 @@ static void signal_cb(struct ring_op *op, int res, uint32_t flags)
      * process) while we still accept. */
     for (struct conn *c = srv->conns; c; c = c->next)
         http_session_drain(&c->http);
-    log_info("shutting down: readiness off, draining",
-             LOG_STR("signal", name), LOG_INT("from_pid", from), LOG_UINT("drain_delay_ms", srv->cfg->drain_delay_ms),
+    log_info("shutting down: readiness off, draining", LOG_STR("signal", name),
+             LOG_INT("from_pid", from), LOG_UINT("drain_delay_ms", srv->cfg->drain_delay_ms),
              LOG_UINT("grace_ms", srv->cfg->shutdown_grace_ms),
              LOG_UINT("connections", srv->nconns));
     ring_timer_arm(&srv->ring, &srv->misc_timers, &srv->grace_timer, srv->cfg->shutdown_grace_ms);
     if (srv->cfg->drain_delay_ms < srv->cfg->shutdown_grace_ms)
-        ring_timer_arm(&srv->ring, &srv->misc_timers, &srv->drain_timer,
-                       srv->cfg->drain_delay_ms);
+        ring_timer_arm(&srv->ring, &srv->misc_timers, &srv->drain_timer, srv->cfg->drain_delay_ms);
     post_signal_read(srv);
 }
 
@@ -287,7 +285,8 @@ static void raise_fd_limit(const struct cfg *cfg)
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < want)
         log_warn("open file limit is below RINGLET_MAX_CONNECTIONS; accept will pause at the limit",
-                 LOG_UINT("nofile", rl.rlim_cur), LOG_UINT("max_connections", cfg->max_connections));
+                 LOG_UINT("nofile", rl.rlim_cur),
+                 LOG_UINT("max_connections", cfg->max_connections));
 }
 
 static int setup_signals(struct server *srv)
@@ -363,8 +362,8 @@ int server_run(const struct cfg *cfg)
     }
     srv->env.max_header_bytes = cfg->max_header_bytes;
     srv->env.max_body_bytes = cfg->max_body_bytes;
-    srv->env.body_budget = BODY_BUDGET_MIN > 4 * cfg->max_body_bytes ? BODY_BUDGET_MIN
-                                                                      : 4 * cfg->max_body_bytes;
+    srv->env.body_budget =
+        BODY_BUDGET_MIN > 4 * cfg->max_body_bytes ? BODY_BUDGET_MIN : 4 * cfg->max_body_bytes;
     srv->env.db = db_pool_db(srv->pool);
     srv->env.snapshot = snapshot;
     srv->env.snapshot_ctx = srv;

@@ -32,17 +32,17 @@ struct cfg {
     char listen[96];                     /* RINGLET_LISTEN as given, e.g. "0.0.0.0:8080" */
     struct sockaddr_storage listen_addr; /* parsed numeric address */
     socklen_t listen_addrlen;
-    char *database_url;            /* DATABASE_URL, heap copy or NULL: libpq defaults */
-    unsigned db_connections;       /* RINGLET_DB_CONNECTIONS 1..1000, default 4 */
-    unsigned max_connections;      /* RINGLET_MAX_CONNECTIONS 1..1000000, default 10000 */
-    size_t max_body_bytes;         /* RINGLET_MAX_BODY_BYTES 0..1 GiB, default 1048576 */
-    size_t max_header_bytes;       /* RINGLET_MAX_HEADER_BYTES 1024..1 MiB, default 16384 */
-    unsigned request_timeout_ms;   /* RINGLET_REQUEST_TIMEOUT_MS 1..3600000, default 5000 */
-    unsigned idle_timeout_ms;      /* RINGLET_IDLE_TIMEOUT_MS 1..86400000, default 60000 */
-    unsigned header_timeout_ms;    /* RINGLET_HEADER_TIMEOUT_MS 1..3600000, default 10000 */
-    unsigned shutdown_grace_ms;    /* RINGLET_SHUTDOWN_GRACE_MS 0..3600000, default 20000 */
-    unsigned drain_delay_ms;       /* RINGLET_DRAIN_DELAY_MS 0..3600000, default 5000 */
-    unsigned max_queued;           /* RINGLET_MAX_QUEUED 0..1000000, default 0 = 64 x db_connections */
+    char *database_url;          /* DATABASE_URL, heap copy or NULL: libpq defaults */
+    unsigned db_connections;     /* RINGLET_DB_CONNECTIONS 1..1000, default 4 */
+    unsigned max_connections;    /* RINGLET_MAX_CONNECTIONS 1..1000000, default 10000 */
+    size_t max_body_bytes;       /* RINGLET_MAX_BODY_BYTES 0..1 GiB, default 1048576 */
+    size_t max_header_bytes;     /* RINGLET_MAX_HEADER_BYTES 1024..1 MiB, default 16384 */
+    unsigned request_timeout_ms; /* RINGLET_REQUEST_TIMEOUT_MS 1..3600000, default 5000 */
+    unsigned idle_timeout_ms;    /* RINGLET_IDLE_TIMEOUT_MS 1..86400000, default 60000 */
+    unsigned header_timeout_ms;  /* RINGLET_HEADER_TIMEOUT_MS 1..3600000, default 10000 */
+    unsigned shutdown_grace_ms;  /* RINGLET_SHUTDOWN_GRACE_MS 0..3600000, default 20000 */
+    unsigned drain_delay_ms;     /* RINGLET_DRAIN_DELAY_MS 0..3600000, default 5000 */
+    unsigned max_queued; /* RINGLET_MAX_QUEUED 0..1000000, default 0 = 64 x db_connections */
     enum cfg_log_format log_format; /* RINGLET_LOG_FORMAT json|text, default json */
     enum cfg_log_level log_level;   /* RINGLET_LOG_LEVEL debug|info|warn|error, default info */
     bool reuse_port;                /* RINGLET_REUSE_PORT 0|1 (also true/false), default 0 */

@@ -25,7 +25,7 @@ struct codec_item_input {
     struct json_object *root; /* owned; released by codec_item_input_fini */
     const char *name;         /* UTF-8, no NUL, 1..200 code points */
     size_t name_len;
-    const char *data;         /* compact JSON text of the "data" object, "{}" when absent */
+    const char *data; /* compact JSON text of the "data" object, "{}" when absent */
     size_t data_len;
 };
 
@@ -46,13 +46,13 @@ void codec_item_input_fini(struct codec_item_input *in);
 
 /* One row as text columns from PostgreSQL (not NUL-terminated necessarily). */
 struct codec_item_row {
-    const char *id;         /* decimal int64 > 0 */
+    const char *id; /* decimal int64 > 0 */
     size_t id_len;
-    const char *name;       /* any text; must be valid UTF-8 */
+    const char *name; /* any text; must be valid UTF-8 */
     size_t name_len;
-    const char *data;       /* jsonb text output; must be a valid JSON object */
+    const char *data; /* jsonb text output; must be a valid JSON object */
     size_t data_len;
-    const char *version;    /* decimal integer */
+    const char *version; /* decimal integer */
     size_t version_len;
     const char *created_at; /* "YYYY-MM-DDTHH:MM:SS.ffffffZ" */
     size_t created_at_len;

@@ -22,15 +22,15 @@ struct conn {
     struct server *srv;
     int fd;
     struct ring_op recv_op, send_op, close_op, cancel_op;
-    unsigned ops;       /* operations in flight in the kernel */
-    bool recv_armed;    /* a receive is posted (multishot or single) */
-    bool send_armed;    /* a send is posted */
-    bool closing;       /* no new operations; freed when ops reaches 0 */
-    bool lingering;     /* our side is shut down; discarding input until EOF */
-    bool refusing;      /* over the connection limit: answering 503, then closing */
+    unsigned ops;                /* operations in flight in the kernel */
+    bool recv_armed;             /* a receive is posted (multishot or single) */
+    bool send_armed;             /* a send is posted */
+    bool closing;                /* no new operations; freed when ops reaches 0 */
+    bool lingering;              /* our side is shut down; discarding input until EOF */
+    bool refusing;               /* over the connection limit: answering 503, then closing */
     enum http_phase timer_phase; /* the phase the armed timer belongs to */
     struct ring_timer timer;
-    char *rbuf; /* single-receive buffer (compat path only) */
+    char *rbuf;               /* single-receive buffer (compat path only) */
     struct conn *prev, *next; /* the server's list, for draining */
     struct http_session http;
 };

@@ -38,7 +38,7 @@ struct http_env {
     struct db *db;
     size_t body_budget; /* bytes of request bodies buffered at once, all connections (0: no cap) */
     size_t body_bytes;  /* currently buffered */
-    bool draining; /* SIGTERM seen: /readyz says 503 */
+    bool draining;      /* SIGTERM seen: /readyz says 503 */
     /* Fill the values /metrics samples from outside the registry. */
     void (*snapshot)(void *ctx, struct metrics_snapshot *snap);
     void *snapshot_ctx;
@@ -60,7 +60,14 @@ enum http_phase {
     HS_CLOSED,   /* the connection must be closed once output is sent */
 };
 
-enum http_hdr { HDR_OTHER, HDR_HOST, HDR_CONTENT_TYPE, HDR_IF_MATCH, HDR_IF_NONE_MATCH, HDR_EXPECT };
+enum http_hdr {
+    HDR_OTHER,
+    HDR_HOST,
+    HDR_CONTENT_TYPE,
+    HDR_IF_MATCH,
+    HDR_IF_NONE_MATCH,
+    HDR_EXPECT
+};
 
 /* One request. Lives inside the session; reset at every message start. */
 struct http_request {
@@ -81,15 +88,15 @@ struct http_request {
     size_t head_bytes;        /* header section size so far, for the 431 limit */
     char hname[24];           /* the header name being received (interesting ones are short) */
     size_t hname_len;
-    char hval[64];            /* start of a Content-Type or Expect value */
-    size_t hval_len;          /* full length seen (may exceed sizeof(hval)) */
+    char hval[64];   /* start of a Content-Type or Expect value */
+    size_t hval_len; /* full length seen (may exceed sizeof(hval)) */
     enum http_hdr cur_hdr;
     uint64_t start_ns; /* first byte of the request, for the duration histogram */
 
     /* filled by the router and the handlers */
     enum metrics_method m_method;
     enum metrics_route m_route;
-    int64_t id;                  /* item routes */
+    int64_t id; /* item routes */
     struct codec_item_input input;
     bool input_live;
     char p_id[24], p_extra[24], p_versions[400]; /* database parameters as text */
@@ -108,9 +115,9 @@ struct http_session {
     struct buf stash; /* received but unparsed (pipelined) bytes */
     struct buf out;   /* response bytes; [out_off, out.len) not yet sent */
     size_t out_off;
-    size_t resp_base;     /* where the response being built starts in `out` */
-    bool resp_begun;      /* http_resp_begin called for the current response */
-    int err_status;       /* status chosen by a parser callback before failing */
+    size_t resp_base; /* where the response being built starts in `out` */
+    bool resp_begun;  /* http_resp_begin called for the current response */
+    int err_status;   /* status chosen by a parser callback before failing */
     const char *err_detail;
     bool close_after;     /* close once the current response is sent */
     bool drain;           /* server draining: close after the next response */
@@ -138,8 +145,7 @@ void http_session_feed(struct http_session *s, const char *data, size_t len);
  * Answer a connection we will not serve (over the connection limit) with one
  * problem response and `Connection: close`, before reading anything.
  */
-void http_session_refuse(struct http_session *s, int status, const char *detail,
-                         int retry_after);
+void http_session_refuse(struct http_session *s, int status, const char *detail, int retry_after);
 
 /* The client closed its side (or the socket failed): stop; output is dropped. */
 void http_session_eof(struct http_session *s);

@@ -28,9 +28,9 @@ struct log_field {
     } v;
 };
 
-#define LOG_STR(k, x)  ((struct log_field){.key = (k), .type = LOG_T_STR, .v.s = (x)})
-#define LOG_INT(k, x)  ((struct log_field){.key = (k), .type = LOG_T_INT, .v.i = (long long)(x)})
-#define LOG_UINT(k, x)                                                                          \
+#define LOG_STR(k, x) ((struct log_field){.key = (k), .type = LOG_T_STR, .v.s = (x)})
+#define LOG_INT(k, x) ((struct log_field){.key = (k), .type = LOG_T_INT, .v.i = (long long)(x)})
+#define LOG_UINT(k, x)                                                                             \
     ((struct log_field){.key = (k), .type = LOG_T_UINT, .v.u = (unsigned long long)(x)})
 #define LOG_DBL(k, x)  ((struct log_field){.key = (k), .type = LOG_T_DBL, .v.d = (double)(x)})
 #define LOG_BOOL(k, x) ((struct log_field){.key = (k), .type = LOG_T_BOOL, .v.b = (x)})
@@ -55,12 +55,12 @@ bool log_enabled(enum cfg_log_level level);
  */
 void log_write(enum cfg_log_level level, const char *msg, const struct log_field *fields);
 
-#define LOG__W(lvl, msg, ...)                                                                   \
+#define LOG__W(lvl, msg, ...)                                                                      \
     log_write((lvl), (msg), (const struct log_field[]){__VA_ARGS__ __VA_OPT__(, ){0}})
-#define log_debug(msg, ...)                                                                     \
-    do {                                                                                        \
-        if (log_enabled(CFG_LOG_DEBUG))                                                         \
-            LOG__W(CFG_LOG_DEBUG, msg, __VA_ARGS__);                                            \
+#define log_debug(msg, ...)                                                                        \
+    do {                                                                                           \
+        if (log_enabled(CFG_LOG_DEBUG))                                                            \
+            LOG__W(CFG_LOG_DEBUG, msg, __VA_ARGS__);                                               \
     } while (0)
 #define log_info(msg, ...)  LOG__W(CFG_LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...)  LOG__W(CFG_LOG_WARN, msg, __VA_ARGS__)

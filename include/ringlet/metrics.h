@@ -61,7 +61,7 @@ enum metrics_pool_state {
 
 /* Values the registry does not own, sampled when /metrics is rendered. */
 struct metrics_snapshot {
-    unsigned pool[M_POOL__COUNT]; /* db_pool_connections{state} */
+    unsigned pool[M_POOL__COUNT];  /* db_pool_connections{state} */
     const char *io_uring_features; /* label value of ringlet_io_uring_features{features=...} */
     unsigned long long client_connections; /* ringlet_client_connections gauge */
 };

@@ -34,7 +34,7 @@ struct ring_op {
     ring_cb cb;
 };
 
-#define ring_container_of(ptr, type, member)                                                    \
+#define ring_container_of(ptr, type, member)                                                       \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* A timer: an intrusive node kept in one deadline-ordered list. */
@@ -83,8 +83,8 @@ struct ring {
     unsigned timeout_idx; /* which of timeout_op is (or was last) armed */
     struct ring_op timeout_rm_op;
     struct __kernel_timespec timeout_ts[2];
-    uint64_t armed_deadline_ns; /* 0: no timeout armed */
-    uint64_t now_ns;            /* CLOCK_MONOTONIC at the last wake-up */
+    uint64_t armed_deadline_ns;     /* 0: no timeout armed */
+    uint64_t now_ns;                /* CLOCK_MONOTONIC at the last wake-up */
     void (*before_wait)(void *ctx); /* runs after each batch, before sleeping */
     void *before_wait_ctx;
     bool stop;
@@ -96,8 +96,7 @@ struct ring {
  * Returns 0, or -errno with a message for the operator in `err` that names
  * the cause and the fix when io_uring itself is unavailable.
  */
-int ring_init(struct ring *r, unsigned entries, enum cfg_io_uring mode, char *err,
-              size_t errlen);
+int ring_init(struct ring *r, unsigned entries, enum cfg_io_uring mode, char *err, size_t errlen);
 void ring_fini(struct ring *r);
 
 /* An SQE, submitting pending ones first when the queue is full. Never NULL. */
@@ -128,8 +127,7 @@ uint64_t ring_clock_ns(void);
 void ring_timer_list_add(struct ring *r, struct ring_timer_list *l);
 
 /* (Re)arm `t` in `l` to fire `ms` milliseconds after the loop's current time. */
-void ring_timer_arm(struct ring *r, struct ring_timer_list *l, struct ring_timer *t,
-                    uint64_t ms);
+void ring_timer_arm(struct ring *r, struct ring_timer_list *l, struct ring_timer *t, uint64_t ms);
 /* Disarm; harmless when not armed. */
 void ring_timer_disarm(struct ring_timer *t);
 static inline bool ring_timer_armed(const struct ring_timer *t)

@@ -25,7 +25,7 @@ struct server {
     int listen_fd;
     struct ring_op accept_op, accept_cancel_op, sig_op, reject_op;
     bool accept_armed;
-    bool accepting;  /* false once draining has stopped the listener */
+    bool accepting;      /* false once draining has stopped the listener */
     bool multishot_recv; /* may turn false at run time if the kernel refuses it */
     int sig_fd;
     struct signalfd_siginfo siginfo;
@@ -36,7 +36,7 @@ struct server {
     struct ring_timer_list idle_timers;   /* keep-alive idle and write timeouts */
     struct ring_timer_list misc_timers;   /* drain, grace, accept retry */
     struct ring_timer drain_timer, grace_timer, accept_retry_timer;
-    bool draining; /* SIGTERM seen */
+    bool draining;         /* SIGTERM seen */
     bool closing_listener; /* drain delay over: no more accepts */
     int exit_code;
 };

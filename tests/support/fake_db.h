@@ -13,7 +13,7 @@
 struct fake_db {
     struct db db;
     bool ready;
-    int submit_rc;                  /* what submit returns (0 accepts) */
+    int submit_rc; /* what submit returns (0 accepts) */
     struct db_req *pending[FAKE_DB_MAX];
     int npending;
     int submitted; /* total accepted */
