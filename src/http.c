@@ -76,7 +76,6 @@ static void request_reset(struct http_session *s)
     r->http_major = r->http_minor = 0;
     r->keep_alive = false;
     r->expect_continue = false;
-    r->expect_other = false;
     r->has_body = false;
     r->host_count_bad = false;
     r->host_count = 0;
@@ -228,10 +227,9 @@ static int on_header_value_complete(llhttp_t *p)
         size_t n = semi ? (size_t)(semi - r->hval) : kept;
         r->ctype = whole && token_is(r->hval, n, "application/json") ? CT_JSON : CT_OTHER;
     } else if (r->cur_hdr == HDR_EXPECT) {
+        /* other expectations are ignored (RFC 9110 10.1.1 allows it) */
         if (r->hval_len <= sizeof(r->hval) && token_is(r->hval, kept, "100-continue"))
             r->expect_continue = true;
-        else
-            r->expect_other = true;
     }
     r->hval_len = 0;
     r->hname_len = 0;
@@ -733,13 +731,10 @@ void http_resp_finish(struct http_session *s, int status, const struct http_resp
     memcpy(s->out.data + head_at, head, n);
     if (bodiless || r->head_only)
         s->out.len = body_at; /* HEAD keeps the GET's Content-Length, drops the body */
-    if (s->out_off == s->resp_base) {
-        s->out_off = head_at; /* skip the unused part of the reserve */
-    } else {
-        /* an interim response is still unsent in front: close the gap */
-        memmove(s->out.data + s->resp_base, s->out.data + head_at, s->out.len - head_at);
-        s->out.len -= head_at - s->resp_base;
-    }
+    /* One response at a time: nothing unsent precedes it (an interim 100
+     * Continue goes out from static memory), so sending starts at the head
+     * and the unused front of the reserve is simply skipped. */
+    s->out_off = head_at;
 
     metrics_observe_request(r->m_method, r->m_route, status,
                             (double)(mono_ns() - r->start_ns) / 1e9);

@@ -61,7 +61,7 @@ static int open_listener(const struct cfg *cfg)
 
 /* ---- accept ---- */
 
-static void reject_cb(struct ring_op *op, int res, uint32_t flags)
+static void ignore_cb(struct ring_op *op, int res, uint32_t flags)
 {
     (void)op;
     (void)res;
@@ -76,7 +76,7 @@ static void refuse_client(struct server *srv, int fd)
         conn_create(srv, fd, true);
         return;
     }
-    struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring, &srv->reject_op);
+    struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring, &srv->close_op);
     io_uring_prep_close(sqe, fd);
 }
 
@@ -319,8 +319,8 @@ int server_run(const struct cfg *cfg)
     }
     srv->multishot_recv = srv->ring.feat.multishot_recv;
     srv->accept_op.cb = accept_cb;
-    srv->accept_cancel_op.cb = reject_cb;
-    srv->reject_op.cb = reject_cb;
+    srv->accept_cancel_op.cb = ignore_cb;
+    srv->close_op.cb = ignore_cb;
     srv->sig_op.cb = signal_cb;
     srv->drain_timer.cb = drain_cb;
     srv->grace_timer.cb = grace_cb;

@@ -75,7 +75,6 @@ struct http_request {
     uint8_t http_major, http_minor;
     bool keep_alive;      /* llhttp_should_keep_alive at headers complete */
     bool expect_continue; /* Expect: 100-continue */
-    bool expect_other;    /* an Expect value we cannot meet (417) */
     bool has_body;        /* Content-Length > 0 or chunked */
     bool host_count_bad;  /* no Host on 1.1, or more than one */
     unsigned host_count;

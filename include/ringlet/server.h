@@ -23,7 +23,8 @@ struct server {
     struct http_env env;
     struct db_pool *pool;
     int listen_fd;
-    struct ring_op accept_op, accept_cancel_op, sig_op, reject_op;
+    struct ring_op accept_op, accept_cancel_op, sig_op;
+    struct ring_op close_op; /* fire-and-forget closes of sockets we will not serve */
     bool accept_armed;
     bool accepting;      /* false once draining has stopped the listener */
     bool multishot_recv; /* may turn false at run time if the kernel refuses it */
