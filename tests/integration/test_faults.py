@@ -77,10 +77,23 @@ class TableLock:
             self.proc.stderr.close()
 
 
+# The servers these tests start tag their database connections with this
+# application_name, so terminating "ringlet's backends" or counting its queries
+# never touches another ringlet that shares the database.
+APP_NAME = "ringlet-faults-%d" % os.getpid()
+
+
+def tagged_url():
+    url = harness.database_url() or ""
+    return url + ("&" if "?" in url else "?") + "application_name=" + APP_NAME
+
+
 class FaultCase(harness.RingletTestCase):
     start_class_server = False
 
     def spawn(self, env=None, wait_ready=True, name=None):
+        env = dict(env or {})
+        env.setdefault("DATABASE_URL", tagged_url())
         s = harness.Server(env=env, name=name or self.id())
         s.start(wait_ready=wait_ready)
 
@@ -203,7 +216,7 @@ class DatabaseLoss(FaultCase):
 
     def terminate_backends(self):
         out = harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE application_name = 'ringlet'")
+                           "WHERE application_name = '%s'" % APP_NAME)
         return out.split().count("t")
 
     def test_backends_terminated_under_load(self):
@@ -346,8 +359,9 @@ class SlowDatabase(FaultCase):
 
     def ringlet_active(self, older_than="1 second"):
         return int(harness.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ringlet' AND "
-            "state = 'active' AND query_start < now() - interval '%s'" % older_than).strip())
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' AND "
+            "state = 'active' AND query_start < now() - interval '%s'"
+            % (APP_NAME, older_than)).strip())
 
     def test_request_deadline_cancels_statement(self):
         s = self.spawn({"RINGLET_REQUEST_TIMEOUT_MS": "500"})
@@ -364,8 +378,8 @@ class SlowDatabase(FaultCase):
         time.sleep(1.2)
         self.assertLess(time.monotonic(), lock.released_at - 0.3, "lock released too early")
         waiting = int(harness.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ringlet' AND "
-            "wait_event_type = 'Lock'").strip())
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' AND "
+            "wait_event_type = 'Lock'" % APP_NAME).strip())
         self.assertEqual(waiting, 0, "a ringlet query still waits on the lock 1.7 s after its "
                          "deadline of 0.5 s")
         self.assertEqual(self.ringlet_active(), 0)
