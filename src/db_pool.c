@@ -28,6 +28,7 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define WATCHDOG_GRACE_MS  2000 /* beyond statement_timeout, before a silent server is dropped */
 #define INIT_ENTRIES       (1 + DB_STMT__COUNT)
+#define LIST_PAGE_BYTES_SQL "8388608" /* DB_LIST_PAGE_BYTES as SQL text */
 #define GROUP_MAX          32 /* reads sharing one Sync */
 /* A request that certainly did not run (its group aborted, or the server
  * answered it with a connection-class error such as 57P01 from
@@ -51,8 +52,20 @@ static const struct {
     int nparams;
 } stmts[DB_STMT__COUNT] = {
     [DB_STMT_ITEM_GET] = {"ringlet_item_get", "SELECT " ITEM_COLS " FROM items WHERE id = $1", 1},
+    /* A page stops early once its rows hold DB_LIST_PAGE_BYTES of name and
+     * data text (at least one row is always returned): without that bound, a
+     * page of 1,000 items of 1 MiB each would be a 1 GiB result in our
+     * memory. The last column counts the rows the page would have had without
+     * the bound, so the handler can tell a short page from a truncated one. */
     [DB_STMT_ITEM_LIST] = {"ringlet_item_list",
-                           "SELECT " ITEM_COLS " FROM items WHERE id > $1 ORDER BY id LIMIT $2", 2},
+                           "SELECT " ITEM_COLS ", page_rows FROM ("
+                           "SELECT p.*, count(*) OVER () AS page_rows, "
+                           "sum(octet_length(p.name) + octet_length(p.data::text)) "
+                           "OVER (ORDER BY p.id) AS upto, "
+                           "octet_length(p.name) + octet_length(p.data::text) AS here "
+                           "FROM (SELECT * FROM items WHERE id > $1 ORDER BY id LIMIT $2) p"
+                           ") items WHERE upto - here < " LIST_PAGE_BYTES_SQL " ORDER BY id",
+                           2},
     [DB_STMT_ITEM_INSERT] = {"ringlet_item_insert",
                              "INSERT INTO items (name, data) VALUES ($1, $2::jsonb) "
                              "RETURNING " ITEM_COLS,

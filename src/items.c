@@ -274,9 +274,14 @@ static void list_done(struct db_req *req, const struct db_result *res)
         last_id = ir.id;
         last_len = (int)ir.id_len;
     }
+    /* A page cut short by DB_LIST_PAGE_BYTES still points to what follows. */
+    int plen = 0;
+    const char *page = res->nrows ? db_value(res, 0, DB_COL_PAGE_ROWS, &plen) : NULL;
+    int64_t page_rows = page ? parse_i64(page, (size_t)plen) : 0;
+    bool more = (unsigned)res->nrows >= limit || page_rows > res->nrows;
     if (rc == 0) {
         rc = buf_append_str(b, "],\"next_after\":");
-        if (rc == 0 && last_id && (unsigned)res->nrows >= limit)
+        if (rc == 0 && last_id && more)
             rc = buf_append(b, last_id, (size_t)last_len);
         else if (rc == 0)
             rc = buf_append_str(b, "null");

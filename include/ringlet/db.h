@@ -25,7 +25,7 @@
 /* The prepared statements; their SQL lives in db_pool.c. */
 enum db_stmt {
     DB_STMT_ITEM_GET,    /* $1 id                          -> 0 or 1 item row */
-    DB_STMT_ITEM_LIST,   /* $1 after, $2 limit              -> item rows by id */
+    DB_STMT_ITEM_LIST,   /* $1 after, $2 limit -> item rows by id, + page_rows */
     DB_STMT_ITEM_INSERT, /* $1 name, $2 data               -> the new item row */
     DB_STMT_ITEM_UPDATE, /* $1 id, $2 name, $3 data, $4 versions int[] or NULL -> status row */
     DB_STMT_ITEM_DELETE, /* $1 id, $2 versions int[] or NULL -> status row */
@@ -49,6 +49,14 @@ enum db_item_col {
     DB_COL_UPDATED_AT,
     DB_ITEM_NCOLS
 };
+
+/*
+ * A list page ends early once its rows hold this many bytes of name and data
+ * text; the extra column DB_COL_PAGE_ROWS of every list row tells how many
+ * rows the page would have had without that bound.
+ */
+#define DB_LIST_PAGE_BYTES (8u << 20)
+#define DB_COL_PAGE_ROWS   DB_ITEM_NCOLS
 
 /*
  * Update and delete return exactly one row whose first column is "ok",
