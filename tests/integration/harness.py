@@ -1294,3 +1294,47 @@ def main(require_db=True, migrate_first=True):
     finally:
         relay_logs()
     sys.exit(0 if ok else 1)
+
+
+# ---------------------------------------------------------------------------
+# a slow database, for deadline and backpressure tests
+
+class TableLock:
+    """A psql child holding ACCESS EXCLUSIVE on items for `seconds`, which
+    makes every query of ringlet on items wait (a slow database)."""
+
+    def __init__(self, tc, seconds):
+        p = psql_path()
+        if not p:
+            raise Skip("psql not found")
+        sql = ("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%s); COMMIT;"
+               % seconds)
+        self.proc = subprocess.Popen([p, "-X", "-q", "-d", database_url(), "-c", sql],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE,
+                                     env=_clean_pg_env(dict(os.environ)))
+        # psql exits (and the lock goes) by itself after `seconds`: wait for it
+        tc.addCleanup(self.wait, seconds + 30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                               "l.relation WHERE c.relname = 'items' AND l.granted AND "
+                               "l.mode = 'AccessExclusiveLock'").strip()
+            if out == "1":
+                self.granted_at = time.monotonic()
+                self.released_at = self.granted_at + seconds
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError("could not take the lock on items: %s"
+                             % (self.proc.stderr.read() if self.proc.poll() is not None else ""))
+
+    def wait(self, timeout=30):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()

@@ -36,47 +36,6 @@ def pg_ctl(cmd, timeout=120):
     return cp.stdout
 
 
-class TableLock:
-    """A psql child holding ACCESS EXCLUSIVE on items for `seconds`, which
-    makes every query of ringlet on items wait (a slow database)."""
-
-    def __init__(self, tc, seconds):
-        p = harness.psql_path()
-        if not p:
-            raise harness.Skip("psql not found")
-        sql = ("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%s); COMMIT;"
-               % seconds)
-        self.proc = subprocess.Popen([p, "-X", "-q", "-d", harness.database_url(), "-c", sql],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE,
-                                     env=harness._clean_pg_env(dict(os.environ)))
-        # psql exits (and the lock goes) by itself after `seconds`: wait for it
-        tc.addCleanup(self.wait, seconds + 30)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            out = harness.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
-                               "l.relation WHERE c.relname = 'items' AND l.granted AND "
-                               "l.mode = 'AccessExclusiveLock'").strip()
-            if out == "1":
-                self.granted_at = time.monotonic()
-                self.released_at = self.granted_at + seconds
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError("could not take the lock on items: %s"
-                             % (self.proc.stderr.read() if self.proc.poll() is not None else ""))
-
-    def wait(self, timeout=30):
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-
 # The servers these tests start tag their database connections with this
 # application_name, so terminating "ringlet's backends" or counting its queries
 # never touches another ringlet that shares the database.
@@ -366,7 +325,7 @@ class SlowDatabase(FaultCase):
     def test_request_deadline_cancels_statement(self):
         s = self.spawn({"RINGLET_REQUEST_TIMEOUT_MS": "500"})
         item = self.create_item(s.port)
-        lock = TableLock(self, 3)
+        lock = harness.TableLock(self, 3)
         t0 = time.monotonic()
         r = harness.simple_request(s.port, "GET", "/v1/items/%d" % item["id"], timeout=5)
         el = time.monotonic() - t0
@@ -407,7 +366,7 @@ class SlowDatabase(FaultCase):
         for c in conns:
             c.request("GET", "/healthz")
             self.assertEqual(c.read_final().status, 200)
-        lock = TableLock(self, 1.5)
+        lock = harness.TableLock(self, 1.5)
         results = [None] * n
         barrier = threading.Barrier(n)
 

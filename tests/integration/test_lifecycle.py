@@ -23,47 +23,6 @@ def head(method, target, *headers, version="HTTP/1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-class TableLock:
-    """A psql child holding ACCESS EXCLUSIVE on items for `seconds`, which
-    makes every query of ringlet on items wait (a slow database)."""
-
-    def __init__(self, tc, seconds):
-        p = harness.psql_path()
-        if not p:
-            raise harness.Skip("psql not found")
-        sql = ("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%s); COMMIT;"
-               % seconds)
-        self.proc = subprocess.Popen([p, "-X", "-q", "-d", harness.database_url(), "-c", sql],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE,
-                                     env=harness._clean_pg_env(dict(os.environ)))
-        # psql exits (and the lock goes) by itself after `seconds`: wait for it
-        tc.addCleanup(self.wait, seconds + 30)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            out = harness.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
-                               "l.relation WHERE c.relname = 'items' AND l.granted AND "
-                               "l.mode = 'AccessExclusiveLock'").strip()
-            if out == "1":
-                self.granted_at = time.monotonic()
-                self.released_at = self.granted_at + seconds
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError("could not take the lock on items: %s"
-                             % (self.proc.stderr.read() if self.proc.poll() is not None else ""))
-
-    def wait(self, timeout=30):
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-
 class LifecycleCase(harness.RingletTestCase):
     start_class_server = False
 
@@ -115,7 +74,7 @@ class Shutdown(LifecycleCase):
         self.assertEqual(r.status, 200)
         self.assertNotIn("close", r.connection_tokens())
 
-        lock = TableLock(self, 2.5)
+        lock = harness.TableLock(self, 2.5)
         busy = Conn(s.port, timeout=10)
         self.addCleanup(busy.close)
         busy.request("GET", "/v1/items/%d" % item["id"])
@@ -226,7 +185,7 @@ class Shutdown(LifecycleCase):
         s = self.spawn({"RINGLET_SHUTDOWN_GRACE_MS": str(int(grace * 1000)),
                         "RINGLET_REQUEST_TIMEOUT_MS": "10000"})
         item = self.create_item(s.port)
-        TableLock(self, 2.5)
+        harness.TableLock(self, 2.5)
         c = Conn(s.port, timeout=5)
         self.addCleanup(c.close)
         c.request("GET", "/v1/items/%d" % item["id"])
