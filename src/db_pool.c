@@ -23,13 +23,13 @@
 
 #include "ringlet/log.h"
 
-#define BACKOFF_BASE_MS    50
-#define BACKOFF_CAP_MS     1000
-#define CONNECT_TIMEOUT_MS 5000
-#define WATCHDOG_GRACE_MS  2000 /* beyond statement_timeout, before a silent server is dropped */
-#define INIT_ENTRIES       (1 + DB_STMT__COUNT)
+#define BACKOFF_BASE_MS     50
+#define BACKOFF_CAP_MS      1000
+#define CONNECT_TIMEOUT_MS  5000
+#define WATCHDOG_GRACE_MS   2000 /* beyond statement_timeout, before a silent server is dropped */
+#define INIT_ENTRIES        (1 + DB_STMT__COUNT)
 #define LIST_PAGE_BYTES_SQL "8388608" /* DB_LIST_PAGE_BYTES as SQL text */
-#define GROUP_MAX          32 /* reads sharing one Sync */
+#define GROUP_MAX           32        /* reads sharing one Sync */
 /* A request that certainly did not run (its group aborted, or the server
  * answered it with a connection-class error such as 57P01 from
  * pg_terminate_backend: the statement was rolled back), or a read whose

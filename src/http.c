@@ -613,14 +613,18 @@ const char *http_date_now(void)
 }
 
 /* Head writers: the caller guarantees room (HEAD_RESERVE bounds every head). */
-static char *put_str(char *w, const char *str)
+static char *put_mem(char *w, const char *p, size_t n)
 {
-    size_t n = strlen(str);
-    memcpy(w, str, n);
+    memcpy(w, p, n);
     return w + n;
 }
 
-#define put_lit(w, lit) (memcpy((w), (lit), sizeof(lit) - 1), (w) + sizeof(lit) - 1)
+static char *put_str(char *w, const char *str)
+{
+    return put_mem(w, str, strlen(str));
+}
+
+#define put_lit(w, lit) put_mem((w), (lit), sizeof(lit) - 1)
 
 static char *put_u64(char *w, uint64_t v)
 {
@@ -634,6 +638,10 @@ static char *put_u64(char *w, uint64_t v)
         *w++ = tmp[--n];
     return w;
 }
+
+/* "Name: value\r\n" */
+#define put_hdr_str(w, name, v) put_lit(put_str(put_lit((w), name ": "), (v)), "\r\n")
+#define put_hdr_u64(w, name, v) put_lit(put_u64(put_lit((w), name ": "), (v)), "\r\n")
 
 struct buf *http_resp_begin(struct http_session *s)
 {
@@ -685,41 +693,23 @@ void http_resp_finish(struct http_session *s, int status, const struct http_resp
     char *w = head;
     w = put_lit(w, "HTTP/1.1 ");
     w = put_u64(w, (uint64_t)status);
-    *w++ = ' ';
+    w = put_lit(w, " ");
     w = put_str(w, http_reason(status));
-    w = put_lit(w, "\r\nDate: ");
-    w = put_str(w, http_date_now());
     w = put_lit(w, "\r\n");
+    w = put_hdr_str(w, "Date", http_date_now());
     if (!bodiless) {
-        w = put_lit(w, "Content-Length: ");
-        w = put_u64(w, body_len);
-        w = put_lit(w, "\r\n");
-        if (h->content_type) {
-            w = put_lit(w, "Content-Type: ");
-            w = put_str(w, h->content_type);
-            w = put_lit(w, "\r\n");
-        }
+        w = put_hdr_u64(w, "Content-Length", body_len);
+        if (h->content_type)
+            w = put_hdr_str(w, "Content-Type", h->content_type);
     }
-    if (h->etag_version > 0) {
-        w = put_lit(w, "ETag: \"");
-        w = put_u64(w, (uint64_t)h->etag_version);
-        w = put_lit(w, "\"\r\n");
-    }
-    if (h->location_id > 0) {
-        w = put_lit(w, "Location: /v1/items/");
-        w = put_u64(w, (uint64_t)h->location_id);
-        w = put_lit(w, "\r\n");
-    }
-    if (h->allow) {
-        w = put_lit(w, "Allow: ");
-        w = put_str(w, h->allow);
-        w = put_lit(w, "\r\n");
-    }
-    if (h->retry_after > 0) {
-        w = put_lit(w, "Retry-After: ");
-        w = put_u64(w, (uint64_t)h->retry_after);
-        w = put_lit(w, "\r\n");
-    }
+    if (h->etag_version > 0)
+        w = put_lit(put_u64(put_lit(w, "ETag: \""), (uint64_t)h->etag_version), "\"\r\n");
+    if (h->location_id > 0)
+        w = put_lit(put_u64(put_lit(w, "Location: /v1/items/"), (uint64_t)h->location_id), "\r\n");
+    if (h->allow)
+        w = put_hdr_str(w, "Allow", h->allow);
+    if (h->retry_after > 0)
+        w = put_hdr_u64(w, "Retry-After", (uint64_t)h->retry_after);
     if (s->close_after)
         w = put_lit(w, "Connection: close\r\n");
     else if (r->http_minor == 0)
