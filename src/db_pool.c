@@ -38,7 +38,7 @@
  * (a failover, pg_terminate_backend of all of them) one retry can land on
  * the next one to die. A write whose connection broke without an answer is
  * never resent: it may have committed. */
-#define RETRIES 3
+#define RETRIES 5
 
 /* Item columns, in enum db_item_col order. */
 #define ITEM_COLS                                                                                  \
