@@ -74,8 +74,8 @@ static struct json_object *jparse(const char *s, size_t n, bool *whole)
     struct json_object *o = json_tokener_parse_ex(tok, s, (int)n);
     if (!o && json_tokener_get_error(tok) == json_tokener_continue)
         o = json_tokener_parse_ex(tok, "", 1); /* a top-level number needs a terminator */
-    *whole = json_tokener_get_error(tok) == json_tokener_success &&
-             json_tokener_get_parse_end(tok) <= n;
+    *whole =
+        json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) <= n;
     json_tokener_free(tok);
     return o;
 }
@@ -114,8 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t cps = code_points(in.name, in.name_len);
     FUZZ_CHECK(cps >= 1 && cps <= CODEC_NAME_MAX_CHARS, "name has %zu code points", cps);
     FUZZ_CHECK(strlen(in.data) == in.data_len, "data text length or NUL");
-    FUZZ_CHECK(codec_json_valid(in.data, in.data_len, true), "data not a JSON object: %s",
-               in.data);
+    FUZZ_CHECK(codec_json_valid(in.data, in.data_len, true), "data not a JSON object: %s", in.data);
     FUZZ_CHECK(!has_nul_escape(in.data, in.data_len), "data has \\u0000: %s", in.data);
     FUZZ_CHECK(!has_outer_ws(in.data, in.data_len), "data not compact: %s", in.data);
 

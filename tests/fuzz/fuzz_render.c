@@ -89,8 +89,7 @@ static struct json_object *jparse(const char *s, size_t n)
     return o;
 }
 
-static void check_string_member(struct json_object *o, const char *key, const char *want,
-                                size_t n)
+static void check_string_member(struct json_object *o, const char *key, const char *want, size_t n)
 {
     struct json_object *v;
     FUZZ_CHECK(json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string),
@@ -123,8 +122,8 @@ static void fuzz_item(const uint8_t *data, size_t size)
                                col[3], len[3], col[4], len[4], col[5], len[5]};
     bool shapes = digits_ok(col[0], len[0], INT64_MAX, true) &&
                   digits_ok(col[3], len[3], INT32_MAX, false) && col[1] &&
-                  codec_utf8_valid(col[1], len[1]) && col[2] &&
-                  data_ok(col[2], len[2]) && ts_ok(col[4], len[4]) && ts_ok(col[5], len[5]);
+                  codec_utf8_valid(col[1], len[1]) && col[2] && data_ok(col[2], len[2]) &&
+                  ts_ok(col[4], len[4]) && ts_ok(col[5], len[5]);
 
     struct buf b;
     size_t max = data[0] & 0x40 ? 64 + size : 1u << 20;
@@ -208,9 +207,9 @@ static void fuzz_problem(const uint8_t *data, size_t size)
                        memcmp(json_object_get_string(o), data, size) == 0,
                    "literal does not round-trip");
     else
-        FUZZ_CHECK(codec_utf8_valid(json_object_get_string(o),
-                                    (size_t)json_object_get_string_len(o)),
-                   "invalid UTF-8 not replaced");
+        FUZZ_CHECK(
+            codec_utf8_valid(json_object_get_string(o), (size_t)json_object_get_string_len(o)),
+            "invalid UTF-8 not replaced");
     json_object_put(o);
     buf_fini(&b);
     free(detail);

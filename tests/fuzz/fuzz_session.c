@@ -66,14 +66,14 @@ static char transcript[1 << 16];
 static size_t transcript_len;
 static bool debug;
 
-#define die(...)                                                                                \
-    do {                                                                                        \
-        fprintf(stderr, "fuzz_session invariant: " __VA_ARGS__);                                \
-        fprintf(stderr, "\n");                                                                  \
-        if (debug)                                                                              \
-            fprintf(stderr, "--- output so far (%zu bytes):\n%.*s\n---\n", transcript_len,     \
-                    (int)transcript_len, transcript);                                           \
-        abort();                                                                                \
+#define die(...)                                                                                   \
+    do {                                                                                           \
+        fprintf(stderr, "fuzz_session invariant: " __VA_ARGS__);                                   \
+        fprintf(stderr, "\n");                                                                     \
+        if (debug)                                                                                 \
+            fprintf(stderr, "--- output so far (%zu bytes):\n%.*s\n---\n", transcript_len,         \
+                    (int)transcript_len, transcript);                                              \
+        abort();                                                                                   \
     } while (0)
 
 /* ---- llhttp callbacks wrapped to see the requests ---- */
@@ -138,7 +138,8 @@ static size_t send_some(size_t max)
     if (n > max)
         n = max;
     if (debug) {
-        size_t k = n < sizeof(transcript) - transcript_len ? n : sizeof(transcript) - transcript_len;
+        size_t k =
+            n < sizeof(transcript) - transcript_len ? n : sizeof(transcript) - transcript_len;
         memcpy(transcript + transcript_len, p, k);
         transcript_len += k;
     }
@@ -189,7 +190,13 @@ static void feed(const uint8_t *p, size_t n)
 static const char *const good_rows[][DB_ITEM_NCOLS] = {
     {"7", "widget", "{\"a\": 1}", "3", TS1, TS2},
     {"9223372036854775807",
-     "\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb8" "d" "\xc3\xa9 \"q\" \\ \x01 \xf0\x9f\x98\x80",
+     "\xc3\xbc"
+     "n"
+     "\xc3\xaf"
+     "c"
+     "\xc3\xb8"
+     "d"
+     "\xc3\xa9 \"q\" \\ \x01 \xf0\x9f\x98\x80",
      "{\"k\": [1, 2.5e3, {\"x\": null}], \"s\": \"\\u00e9\\ud83d\\ude00\", \"t\": true}",
      "2147483647", TS1, TS2},
     {"1", "x", "{}", "1", TS1, TS1},
@@ -199,10 +206,10 @@ static const char *const good_rows[][DB_ITEM_NCOLS] = {
 
 /* Column values that must be refused before rendering (500, no data). */
 static const char *const bad_values[DB_ITEM_NCOLS][6] = {
-    {"0", "abc", "", "-1", "9223372036854775808", "01"},                            /* id */
-    {"\xff", "\xc0\x80", "\xed\xa0\x80", "a\xe2\x82", "\xf4\x90\x80\x80", NULL},     /* name */
-    {"[]", "{", "null", "{\"a\":1} x", "{\"a\":\"\\ud800\"}", "{\"a\":NaN}"},         /* data */
-    {"-1", "x", "", "2147483648", "1.5", NULL},                                     /* version */
+    {"0", "abc", "", "-1", "9223372036854775808", "01"},                           /* id */
+    {"\xff", "\xc0\x80", "\xed\xa0\x80", "a\xe2\x82", "\xf4\x90\x80\x80", NULL},   /* name */
+    {"[]", "{", "null", "{\"a\":1} x", "{\"a\":\"\\ud800\"}", "{\"a\":NaN}"},      /* data */
+    {"-1", "x", "", "2147483648", "1.5", NULL},                                    /* version */
     {"2026-11-26 15:00:00+00", "", "2026-11-26T15:00:00Z", TS1 "x", "yyyy", NULL}, /* created */
     {"2026-11-26T15:00:00.12345Z", NULL, "infinity", "", "2026-13-26T15:00:00.123456", "0"},
 };

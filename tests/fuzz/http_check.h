@@ -50,9 +50,9 @@
 #define HC_MAX_REQS 4096
 
 struct hc_req {
-    bool head;       /* method HEAD and the headers are complete */
+    bool head;        /* method HEAD and the headers are complete */
     bool head_method; /* llhttp parsed the method HEAD (the request may still fail) */
-    bool headers;    /* headers completed */
+    bool headers;     /* headers completed */
     unsigned interim; /* 100 Continue responses seen */
 };
 
@@ -76,9 +76,9 @@ struct http_check {
      */
     bool allow_head_body;
     bool allow_no_location; /* F5: 201 without Location for ids of 19 digits */
-    bool at_end;       /* no more output will come */
-    unsigned tolerated; /* responses that needed the tolerance */
-    char err[512];     /* first violation; "" when none */
+    bool at_end;            /* no more output will come */
+    unsigned tolerated;     /* responses that needed the tolerance */
+    char err[512];          /* first violation; "" when none */
 };
 
 static void hc_init(struct http_check *c, const char *input, size_t input_len)
@@ -95,7 +95,8 @@ static void hc_fini(struct http_check *c)
     c->len = c->cap = 0;
 }
 
-static bool hc_fail(struct http_check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool hc_fail(struct http_check *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static bool hc_fail(struct http_check *c, const char *fmt, ...)
 {
     if (!c->err[0]) {
@@ -140,24 +141,42 @@ static bool hc_is_tchar(unsigned char ch)
 static const char *hc_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return NULL;
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return NULL;
     }
 }
 
@@ -186,8 +205,8 @@ static bool hc_check_problem(struct http_check *c, int status, const char *body,
         if (!json_object_object_get_ex(o, strs[i], &v) || !json_object_is_type(v, json_type_string))
             ok = hc_fail(c, "%d: problem body lacks a string \"%s\": %.*s", status, strs[i],
                          (int)(n > 200 ? 200 : n), body);
-    if (ok && (!json_object_object_get_ex(o, "status", &v) || !json_object_is_type(v, json_type_int) ||
-               json_object_get_int(v) != status))
+    if (ok && (!json_object_object_get_ex(o, "status", &v) ||
+               !json_object_is_type(v, json_type_int) || json_object_get_int(v) != status))
         ok = hc_fail(c, "%d: problem \"status\" does not equal the status line", status);
     if (ok && json_object_object_get_ex(o, "title", &v) &&
         strcmp(json_object_get_string(v), hc_reason(status)) != 0)
@@ -393,8 +412,8 @@ static size_t hc_one(struct http_check *c)
         }
     }
     if (strncmp(ctype, "text/plain", 10) != 0) {
-        static const char *const internal[] = {"SQL", "PQ", "ringlet_", "llhttp", "HPE_",
-                                               "pgsql", "postgres"};
+        static const char *const internal[] = {"SQL",  "PQ",    "ringlet_", "llhttp",
+                                               "HPE_", "pgsql", "postgres"};
         for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
             if (hc_has(body, body_len, internal[i]) &&
                 !(c->input && hc_has(c->input, c->input_len, internal[i]))) {
