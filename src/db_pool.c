@@ -5,7 +5,7 @@
  * the server then answers the whole group with one flush, and we send it
  * with one send(2), which is what lets a small pool keep up with many
  * clients. A read whose group was aborted by another read's error (the
- * server skips the rest of a group) is retried once. Writes are never
+ * server skips the rest of a group) is sent again. Writes are never
  * grouped: a write is preceded and followed by a Sync, so it is its own
  * transaction and nothing else can abort it or be aborted by it.
  * For each query libpq returns its result and a NULL; the last query of a

@@ -90,7 +90,7 @@ struct db_req {
     int nparams;
     const char *params[DB_MAX_PARAMS]; /* text format; NULL is SQL NULL */
     int lengths[DB_MAX_PARAMS];
-    bool idempotent; /* a read: may be retried once if its connection breaks */
+    bool idempotent; /* a read: may be sent again if its connection breaks */
     db_cb cb;
     /* private to the implementation */
     struct db_req *q_next, *q_prev; /* waiting queue */

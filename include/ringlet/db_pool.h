@@ -13,9 +13,10 @@
  * submit fails with -EAGAIN (503). Each request has a deadline timer; the
  * server side is bounded too, by statement_timeout set on every connection.
  * A connection that breaks is torn down and reconnected with capped
- * exponential backoff and jitter; reads in flight on it are retried once
- * elsewhere, writes fail with DB_UNAVAILABLE because whether they committed
- * is unknown.
+ * exponential backoff and jitter; reads in flight on it are sent again
+ * elsewhere (a bounded number of times, within their deadline); writes that
+ * got no answer fail with DB_UNAVAILABLE because whether they committed is
+ * unknown.
  */
 #ifndef RINGLET_DB_POOL_H
 #define RINGLET_DB_POOL_H
