@@ -209,13 +209,19 @@ static void drain_cb(struct ring_timer *t)
 static void grace_cb(struct ring_timer *t)
 {
     struct server *srv = ring_container_of(t, struct server, grace_timer);
-    unsigned busy = 0;
-    for (struct conn *c = srv->conns; c; c = c->next)
-        if (c->http.phase != HS_IDLE)
-            busy++;
+    /* Say what is being cut, by phase, so an operator (or a test) can tell
+     * slow clients from stuck requests. */
+    unsigned by_phase[HS_CLOSED + 1] = {0}, closing = 0;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        by_phase[c->http.phase]++;
+        closing += c->closing || c->lingering;
+    }
     log_error("shutdown grace time over; cutting connections", LOG_UINT("connections", srv->nconns),
-              LOG_UINT("requests_in_progress", busy),
-              LOG_UINT("grace_ms", srv->cfg->shutdown_grace_ms));
+              LOG_UINT("requests_in_progress", srv->nconns - by_phase[HS_IDLE] - closing),
+              LOG_UINT("receiving", by_phase[HS_HEAD] + by_phase[HS_BODY]),
+              LOG_UINT("waiting_for_database", by_phase[HS_HANDLING]),
+              LOG_UINT("sending", by_phase[HS_WRITING]), LOG_UINT("idle", by_phase[HS_IDLE]),
+              LOG_UINT("closing", closing), LOG_UINT("grace_ms", srv->cfg->shutdown_grace_ms));
     srv->exit_code = 1;
     ring_stop(&srv->ring);
 }
