@@ -65,20 +65,19 @@ struct conn *conn_create(struct server *srv, int fd, bool refuse)
 static void post_recv(struct conn *c)
 {
     struct server *srv = c->srv;
+    if (!srv->multishot_recv && !c->rbuf) {
+        c->rbuf = malloc(RING_BUF_SIZE); /* kept for the connection's life */
+        if (!c->rbuf) {
+            conn_close(c);
+            return;
+        }
+    }
     struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring, &c->recv_op);
     if (srv->multishot_recv) {
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = RING_BUF_GROUP;
     } else {
-        if (!c->rbuf)
-            c->rbuf = malloc(RING_BUF_SIZE);
-        if (!c->rbuf) {
-            io_uring_prep_nop(sqe);
-            sqe->user_data = 0;
-            conn_close(c);
-            return;
-        }
         io_uring_prep_recv(sqe, c->fd, c->rbuf, RING_BUF_SIZE, 0);
     }
     c->recv_armed = true;
