@@ -192,6 +192,20 @@ void conn_drain(struct conn *c)
     conn_update(c);
 }
 
+bool conn_reap_if_gone(struct conn *c)
+{
+    if (c->closing || c->lingering || c->fd < 0)
+        return false;
+    /* A non-blocking peek: 0 at EOF, the pending error after a reset,
+     * EAGAIN while the client is there and silent. Never blocks. */
+    char byte;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+        return false;
+    conn_close(c);
+    return true;
+}
+
 void conn_close(struct conn *c)
 {
     if (c->closing)

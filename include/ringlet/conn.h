@@ -52,6 +52,15 @@ void conn_update(struct conn *c);
  */
 void conn_drain(struct conn *c);
 
+/*
+ * Ask the socket itself whether the client is gone (EOF or reset) and close
+ * the connection if so; true when it was closed. For the shutdown sweep:
+ * the ring normally reports this, but Linux 6.18's multishot receive can
+ * miss a reset that races its first completion (docs/kernels.md), leaving
+ * a connection waiting for bytes that will never come.
+ */
+bool conn_reap_if_gone(struct conn *c);
+
 /* Begin closing (idempotent). */
 void conn_close(struct conn *c);
 

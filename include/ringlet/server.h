@@ -35,8 +35,8 @@ struct server {
     struct conn *conns;
     struct ring_timer_list header_timers; /* header and body timeouts */
     struct ring_timer_list idle_timers;   /* keep-alive idle and write timeouts */
-    struct ring_timer_list misc_timers;   /* drain, grace, accept retry */
-    struct ring_timer drain_timer, grace_timer, accept_retry_timer;
+    struct ring_timer_list misc_timers;   /* drain, grace, probe, accept retry */
+    struct ring_timer drain_timer, grace_timer, probe_timer, accept_retry_timer;
     bool draining;         /* SIGTERM seen */
     bool closing_listener; /* drain delay over: no more accepts */
     int exit_code;
