@@ -14,18 +14,24 @@
  */
 #include "ringlet/db_pool.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ringlet/log.h"
+#include "ringlet/resolve.h"
 
 #define BACKOFF_BASE_MS     50
 #define BACKOFF_CAP_MS      1000
 #define CONNECT_TIMEOUT_MS  5000
+#define RESOLVE_DEADLINE_MS 10000 /* one DNS lookup of the host, all names and servers */
+#define ADDR_TTL_MIN_S      1     /* an answer is reused for its TTL, within these bounds */
+#define ADDR_TTL_MAX_S      300
 #define WATCHDOG_GRACE_MS   2000 /* beyond statement_timeout, before a silent server is dropped */
 #define INIT_ENTRIES        (1 + DB_STMT__COUNT)
 #define LIST_PAGE_BYTES_SQL "8388608" /* DB_LIST_PAGE_BYTES as SQL text */
@@ -96,6 +102,7 @@ static const struct {
 
 enum pc_state {
     PC_BROKEN,     /* no connection; waiting for the retry timer */
+    PC_RESOLVING,  /* waiting for the pool's DNS lookup of the host */
     PC_CONNECTING, /* PQconnectPoll in progress */
     PC_INIT,       /* connected; SET and PREPAREs in flight */
     PC_READY,      /* serving */
@@ -133,6 +140,14 @@ struct db_pool {
     struct ring *ring;
     struct db_pool_config cfg;
     char *conninfo;
+    /* The host name we look up ourselves (NULL when libpq needs no lookup:
+     * an IP, a socket directory, hostaddr given, several hosts), and the
+     * addresses of the last answer, until `addrs_until_ns`. */
+    char *dns_host;
+    struct resolver resolver;
+    struct dns_addr addrs[DNS_MAX_ADDRS];
+    unsigned naddrs;
+    uint64_t addrs_until_ns;
     char statement_timeout_sql[64];
     struct pconn *conns;
     unsigned ready_count;
@@ -358,7 +373,8 @@ static void pconn_broken(struct pconn *c, const char *why)
         bool trying = false;
         for (unsigned i = 0; i < p->cfg.size; i++)
             if (&p->conns[i] != c &&
-                (p->conns[i].state == PC_CONNECTING || p->conns[i].state == PC_INIT))
+                (p->conns[i].state == PC_RESOLVING || p->conns[i].state == PC_CONNECTING ||
+                 p->conns[i].state == PC_INIT))
                 trying = true;
         p->recovering = trying;
     }
@@ -401,8 +417,40 @@ static void pconn_broken(struct pconn *c, const char *why)
 static void start_connect(struct pconn *c)
 {
     struct db_pool *p = c->pool;
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {p->conninfo ? p->conninfo : "", "ringlet", NULL};
+    /* For a looked-up name: host=NAME,NAME,... hostaddr=A1,A2,... so libpq
+     * tries every address in turn, as it would after its own getaddrinfo();
+     * each connection starts at a different one to spread the pool. */
+    char hosts[DNS_MAX_ADDRS * (DNS_MAX_NAME + 2)] = "";
+    char addrs[DNS_MAX_ADDRS * (INET6_ADDRSTRLEN + 1)] = "";
+    if (p->dns_host) {
+        if (!p->naddrs || ring_clock_ns() >= p->addrs_until_ns) {
+            /* Look the name up on the ring; every connection that needs it
+             * waits for the same lookup (see resolved()). */
+            c->state = PC_RESOLVING;
+            if (p->resolver.busy)
+                return;
+            int rc = resolve_start(&p->resolver, p->dns_host, RESOLVE_DEADLINE_MS);
+            if (rc) {
+                c->state = PC_CONNECTING;
+                pconn_broken(c, rc == -EBUSY ? "the previous DNS lookup is still closing"
+                                             : "the database host name cannot be looked up");
+            }
+            return;
+        }
+        size_t hl = 0, al = 0;
+        for (unsigned k = 0; k < p->naddrs; k++) {
+            const struct dns_addr *a = &p->addrs[(c->index + k) % p->naddrs];
+            char one[INET6_ADDRSTRLEN];
+            if (!inet_ntop(a->family, &a->u, one, sizeof(one)))
+                continue;
+            hl += (size_t)snprintf(hosts + hl, sizeof(hosts) - hl, "%s%s", hl ? "," : "",
+                                   p->dns_host);
+            al += (size_t)snprintf(addrs + al, sizeof(addrs) - al, "%s%s", al ? "," : "", one);
+        }
+    }
+    const char *keys[] = {"dbname", "fallback_application_name", addrs[0] ? "host" : NULL,
+                          "hostaddr", NULL};
+    const char *vals[] = {p->conninfo ? p->conninfo : "", "ringlet", hosts, addrs, NULL};
     c->q_head = c->q_count = 0;
     c->pg = PQconnectStartParams(keys, vals, 1);
     if (!c->pg) {
@@ -418,6 +466,76 @@ static void start_connect(struct pconn *c)
     c->want = PGRES_POLLING_WRITING;
     ring_timer_arm(p->ring, &p->conn_timers, &c->timer, CONNECT_TIMEOUT_MS);
     arm_poll(c, true);
+}
+
+/* The pool's lookup of its host ended: connect, or fail, whoever waited. */
+static void resolved(struct resolver *r, const char *err, const struct dns_addr *addrs, unsigned n,
+                     uint32_t ttl_s)
+{
+    struct db_pool *p = r->ctx;
+    if (err) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "cannot resolve the database host %s: %s", p->dns_host, err);
+        for (unsigned i = 0; i < p->cfg.size; i++) {
+            struct pconn *c = &p->conns[i];
+            if (c->state == PC_RESOLVING) {
+                c->state = PC_CONNECTING;
+                pconn_broken(c, msg);
+            }
+        }
+        return;
+    }
+    uint32_t ttl = ttl_s < ADDR_TTL_MIN_S   ? ADDR_TTL_MIN_S
+                   : ttl_s > ADDR_TTL_MAX_S ? ADDR_TTL_MAX_S
+                                            : ttl_s;
+    memcpy(p->addrs, addrs, n * sizeof(*addrs));
+    p->naddrs = n;
+    p->addrs_until_ns = ring_clock_ns() + (uint64_t)ttl * 1000000000ull;
+    char first[INET6_ADDRSTRLEN] = "";
+    inet_ntop(addrs[0].family, &addrs[0].u, first, sizeof(first));
+    log_debug("database host resolved", LOG_STR("host", p->dns_host), LOG_STR("address", first),
+              LOG_UINT("addresses", n), LOG_UINT("ttl_s", ttl));
+    for (unsigned i = 0; i < p->cfg.size; i++)
+        if (p->conns[i].state == PC_RESOLVING)
+            start_connect(&p->conns[i]);
+}
+
+/*
+ * Which host name, if any, libpq would look up with getaddrinfo(): the
+ * `host` of the connection string (or PGHOST) when it is a single DNS
+ * name and no `hostaddr` (or PGHOSTADDR) is given. NULL otherwise: an IP
+ * address, a socket directory, several hosts (libpq then resolves them
+ * itself, the documented exception), or a string libpq will reject anyway.
+ */
+static char *lookup_name(const char *conninfo)
+{
+    const char *host = NULL, *hostaddr = NULL;
+    PQconninfoOption *opts = NULL;
+    if (conninfo && *conninfo) {
+        char *err = NULL;
+        opts = PQconninfoParse(conninfo, &err);
+        PQfreemem(err);
+        if (!opts)
+            return NULL;
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (o->val && *o->val && strcmp(o->keyword, "host") == 0)
+                host = o->val;
+            else if (o->val && *o->val && strcmp(o->keyword, "hostaddr") == 0)
+                hostaddr = o->val;
+        }
+    }
+    if (!host)
+        host = getenv("PGHOST");
+    if (!hostaddr)
+        hostaddr = getenv("PGHOSTADDR");
+    char *name = NULL;
+    unsigned char tmp[sizeof(struct in6_addr)];
+    if (host && *host && !(hostaddr && *hostaddr) && host[0] != '/' && host[0] != '@' &&
+        !strchr(host, ',') && inet_pton(AF_INET, host, tmp) != 1 &&
+        inet_pton(AF_INET6, host, tmp) != 1 && dns_name_valid(host))
+        name = strdup(host);
+    PQconninfoFree(opts);
+    return name;
 }
 
 static void notice_cb(void *arg, const PGresult *res)
@@ -907,6 +1025,7 @@ static void pool_counts(const void *self, unsigned out[M_POOL__COUNT])
         case PC_READY:
             out[c->q_count ? M_POOL_BUSY : M_POOL_IDLE]++;
             break;
+        case PC_RESOLVING:
         case PC_CONNECTING:
         case PC_INIT:
             out[M_POOL_CONNECTING]++;
@@ -935,8 +1054,11 @@ struct db_pool *db_pool_create(struct ring *r, const struct db_pool_config *cfg)
     if (p->cfg.max_depth == 0 || p->cfg.max_depth > 64)
         p->cfg.max_depth = 64;
     p->conninfo = cfg->conninfo ? strdup(cfg->conninfo) : NULL;
+    p->dns_host = lookup_name(cfg->conninfo);
+    resolver_init(&p->resolver, r, resolved, p);
     p->conns = calloc(cfg->size, sizeof(*p->conns));
     if (!p->conns || (cfg->conninfo && !p->conninfo)) {
+        free(p->dns_host);
         free(p->conninfo);
         free(p->conns);
         free(p);
@@ -991,7 +1113,11 @@ void db_pool_destroy(struct db_pool *p)
         ring_timer_disarm(&req->deadline);
     }
     ring_timer_disarm(&p->defer);
+    resolve_cancel(&p->resolver);
+    if (p->resolver.fd >= 0)
+        close(p->resolver.fd); /* exit path: the ring is not run again */
     free(p->conns);
+    free(p->dns_host);
     free(p->conninfo);
     free(p);
 }

@@ -17,7 +17,6 @@
  * nothing. Usage: mshot_rst_race [ROUNDS] (default 100000); exit 0 when every
  * round ended, 1 when one hung, 2 on a set-up error.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
