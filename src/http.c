@@ -76,8 +76,9 @@ static void request_reset(struct http_session *s)
     r->http_major = r->http_minor = 0;
     r->keep_alive = false;
     r->expect_continue = false;
+    r->te_unsupported = false;
     r->has_body = false;
-    r->host_count_bad = false;
+    r->host_invalid = false;
     r->host_count = 0;
     r->ctype = CT_NONE;
     r->ctype_count = 0;
@@ -107,10 +108,11 @@ static int on_message_begin(llhttp_t *p)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct http_session *s = sess(p);
-    if (count_head(s, len))
-        return -1;
-    if (buf_append(&s->req.target, at, len))
-        return fail(s, 431, "the request header section is larger than the limit");
+    /* A target that alone overruns the header limit is "URI Too Long"
+     * (RFC 9112 3), not a header section too large. */
+    s->req.head_bytes += len;
+    if (s->req.head_bytes > s->env->max_header_bytes || buf_append(&s->req.target, at, len))
+        return fail(s, 414, "the request target is longer than the header size limit");
     return 0;
 }
 
@@ -136,7 +138,7 @@ static enum http_hdr classify(const struct http_request *r)
     } known[] = {
         {"host", 4, HDR_HOST},         {"content-type", 12, HDR_CONTENT_TYPE},
         {"if-match", 8, HDR_IF_MATCH}, {"if-none-match", 13, HDR_IF_NONE_MATCH},
-        {"expect", 6, HDR_EXPECT},
+        {"expect", 6, HDR_EXPECT},     {"transfer-encoding", 17, HDR_TRANSFER_ENCODING},
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (r->hname_len == known[i].len && strncasecmp(r->hname, known[i].name, known[i].len) == 0)
@@ -174,6 +176,16 @@ static int on_header_field_complete(llhttp_t *p)
     return 0;
 }
 
+/* Bytes of a Host value: uri-host [ ":" port ] (RFC 3986 reg-name,
+ * IP-literal, IPv4address), so unreserved, pct-encoded, sub-delims, ':',
+ * '[' and ']'. Blanks around the value never reach us (llhttp trims them). */
+static bool host_char(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("-._~%!$&'()*+,;=:[]", c) != NULL;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_session *s = sess(p);
@@ -188,8 +200,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     case HDR_IF_NONE_MATCH:
         dst = &r->if_none_match;
         break;
+    case HDR_HOST:
+        /* every byte of Host is checked as it arrives (RFC 9112 3.2) */
+        for (size_t i = 0; i < len; i++)
+            if (!host_char((unsigned char)at[i]))
+                r->host_invalid = true;
+        return 0;
     case HDR_CONTENT_TYPE:
     case HDR_EXPECT:
+    case HDR_TRANSFER_ENCODING:
         /* only the start of these values matters: keep up to sizeof(hval) */
         if (r->hval_len < sizeof(r->hval)) {
             size_t n = len < sizeof(r->hval) - r->hval_len ? len : sizeof(r->hval) - r->hval_len;
@@ -226,6 +245,25 @@ static int on_header_value_complete(llhttp_t *p)
         bool whole = semi || r->hval_len <= sizeof(r->hval);
         size_t n = semi ? (size_t)(semi - r->hval) : kept;
         r->ctype = whole && token_is(r->hval, n, "application/json") ? CT_JSON : CT_OTHER;
+    } else if (r->cur_hdr == HDR_TRANSFER_ENCODING) {
+        /* Only chunked is implemented: any other coding, before it or
+         * alone, is 501 (RFC 9112 6.1), never a body decoded wrongly. */
+        if (r->hval_len > sizeof(r->hval)) {
+            r->te_unsupported = true;
+        } else {
+            const char *v = r->hval, *end = r->hval + kept;
+            for (;;) {
+                const char *comma = memchr(v, ',', (size_t)(end - v));
+                const char *stop = comma ? comma : end;
+                const char *semi = memchr(v, ';', (size_t)(stop - v));
+                size_t n = (size_t)((semi ? semi : stop) - v);
+                if (!token_is(v, n, "chunked") && !token_is(v, n, ""))
+                    r->te_unsupported = true;
+                if (!comma)
+                    break;
+                v = comma + 1;
+            }
+        }
     } else if (r->cur_hdr == HDR_EXPECT) {
         /* other expectations are ignored (RFC 9110 10.1.1 allows it) */
         if (r->hval_len <= sizeof(r->hval) && token_is(r->hval, kept, "100-continue"))
@@ -277,6 +315,10 @@ static int on_headers_complete(llhttp_t *p)
         return fail(s, 400, "CONNECT is not supported");
     if (r->host_count > 1 || (r->host_count == 0 && r->http_major == 1 && r->http_minor >= 1))
         return fail(s, 400, "an HTTP/1.1 request needs exactly one Host header");
+    if (r->host_invalid)
+        return fail(s, 400, "the Host header is not a valid host and port");
+    if (r->te_unsupported)
+        return fail(s, 501, "only the chunked transfer coding is implemented");
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->env->max_body_bytes)
         return fail(s, 413, "the request body is larger than the limit");
 
@@ -404,6 +446,40 @@ static void reject(struct http_session *s, int status, const char *detail)
     http_resp_problem(s, status, detail, &h);
 }
 
+/* RFC 9110 5.6.2 tchar */
+static bool tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* llhttp stopped inside the method at `pos`: is the rest of it a token
+ * followed by a space, that is a method we simply do not know? */
+static bool unknown_method(const char *pos, const char *end)
+{
+    if (!pos || pos >= end || !tchar((unsigned char)*pos))
+        return false;
+    while (pos < end && tchar((unsigned char)*pos))
+        pos++;
+    return pos < end && *pos == ' ';
+}
+
+/* llhttp rejected the version near `pos`: is it a well-formed
+ * "HTTP/d.d" ending the request line (505), not garbage (400)? */
+static bool version_we_lack(const char *pos, const char *begin, const char *end)
+{
+    if (!pos || pos < begin || pos > end)
+        return false;
+    for (int back = 0; back <= 8 && pos - back >= begin; back++) {
+        const char *v = pos - back;
+        if (end - v >= 10 && memcmp(v, "HTTP/", 5) == 0)
+            return v[5] >= '0' && v[5] <= '9' && v[6] == '.' && v[7] >= '0' && v[7] <= '9' &&
+                   v[8] == '\r' && v[9] == '\n';
+    }
+    return false;
+}
+
 static void parse(struct http_session *s, const char *data, size_t len)
 {
     enum llhttp_errno e = llhttp_execute(&s->parser, data, len);
@@ -433,12 +509,31 @@ static void parse(struct http_session *s, const char *data, size_t len)
     if (!s->err_status) {
         switch (e) {
         case HPE_INVALID_METHOD:
-            detail = "the request method is not valid";
+            /* A well-formed method we do not know is 501 (RFC 9110 9.1);
+             * bytes that are no method at all are malformed. */
+            if (unknown_method(llhttp_get_error_pos(&s->parser), data + len)) {
+                status = 501;
+                detail = "the request method is not implemented";
+            } else {
+                detail = "the request method is not valid";
+            }
             break;
         case HPE_INVALID_VERSION:
-            detail = "the HTTP version is not supported";
+            if (version_we_lack(llhttp_get_error_pos(&s->parser), data, data + len)) {
+                status = 505;
+                detail = "only HTTP/1.0 and HTTP/1.1 are supported";
+            } else {
+                detail = "the HTTP version is not valid";
+            }
             break;
         case HPE_INVALID_TRANSFER_ENCODING:
+            if (s->req.te_unsupported) {
+                status = 501;
+                detail = "only the chunked transfer coding is implemented";
+                break;
+            }
+            detail = "the message framing (Transfer-Encoding, Content-Length) is not valid";
+            break;
         case HPE_UNEXPECTED_CONTENT_LENGTH:
             detail = "the message framing (Transfer-Encoding, Content-Length) is not valid";
             break;
@@ -604,8 +699,12 @@ const char *http_reason(int status)
         return "Unsupported Media Type";
     case 431:
         return "Request Header Fields Too Large";
+    case 414:
+        return "URI Too Long";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     case 504:

@@ -36,7 +36,7 @@
 /* Sorted: the slot of a status is its index here (binary search). */
 static const short statuses[] = {100, 101, 200, 201, 204, 206, 300, 301, 302, 304, 400,
                                  401, 403, 404, 405, 408, 409, 411, 412, 413, 414, 415,
-                                 417, 422, 429, 431, 500, 501, 502, 503, 504};
+                                 417, 422, 429, 431, 500, 501, 502, 503, 504, 505};
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
 /* Upper bounds in seconds; the label strings are written as Prometheus shows them. */

@@ -66,7 +66,8 @@ enum http_hdr {
     HDR_CONTENT_TYPE,
     HDR_IF_MATCH,
     HDR_IF_NONE_MATCH,
-    HDR_EXPECT
+    HDR_EXPECT,
+    HDR_TRANSFER_ENCODING
 };
 
 /* One request. Lives inside the session; reset at every message start. */
@@ -75,8 +76,9 @@ struct http_request {
     uint8_t http_major, http_minor;
     bool keep_alive;      /* llhttp_should_keep_alive at headers complete */
     bool expect_continue; /* Expect: 100-continue */
+    bool te_unsupported;  /* a transfer coding other than chunked (501) */
     bool has_body;        /* Content-Length > 0 or chunked */
-    bool host_count_bad;  /* no Host on 1.1, or more than one */
+    bool host_invalid;    /* a Host value with a byte no host[:port] has */
     unsigned host_count;
     enum { CT_NONE, CT_JSON, CT_OTHER } ctype;
     unsigned ctype_count;

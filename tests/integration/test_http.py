@@ -233,6 +233,27 @@ class Bodies(HttpTestCase):
                     assert_problem(self, r, r.status)
                     self.assertTrue(c.wait_eof(2))
 
+    def test_coding_before_chunked_is_501(self):
+        # RFC 9112 6.1: a transfer coding we do not implement is 501, never
+        # a body decoded as if the coding were not there
+        for te in ("gzip, chunked", "compress,chunked"):
+            with self.subTest(te=te), Conn(self.port) as c:
+                c.send(head("POST", "/v1/items", "Host: x", "Content-Type: application/json",
+                            "Transfer-Encoding: " + te) + b'c\r\n{"name":"a"}\r\n0\r\n\r\n')
+                assert_problem(self, self.read(c, "POST"), 501)
+
+    def test_unknown_method_is_501(self):
+        for m in ("FOO", "get", "QUERY"):
+            with self.subTest(method=m), Conn(self.port) as c:
+                c.send(head(m, "/v1/items", "Host: x"))
+                assert_problem(self, self.read(c, m), 501)
+
+    def test_invalid_host_value_is_400(self):
+        for h in ("a b", "x/y", "a@b"):
+            with self.subTest(host=h), Conn(self.port) as c:
+                c.send(head("GET", "/healthz", "Host: " + h))
+                assert_problem(self, self.read(c), 400)
+
     def test_unknown_transfer_encoding(self):
         with Conn(self.port) as c:
             c.send(head("POST", "/v1/items", "Host: x", "Content-Type: application/json",
@@ -446,8 +467,7 @@ class Malformed(HttpTestCase):
         with Conn(self.port) as c:
             c.send(head("GET", "/healthz?" + "q" * 20000, "Host: x"))
             r = self.read(c)
-            self.assertIn(r.status, (414, 431, 400), r)
-            assert_problem(self, r, r.status)
+            assert_problem(self, r, 414)
             self.assertTrue(c.wait_eof(2))
 
     def test_endless_header_section(self):

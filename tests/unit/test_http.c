@@ -284,6 +284,89 @@ Test(http, versions_other_than_1x_are_refused)
     cr_assert(strncmp(outbuf, "HTTP/1.1 505 ", 13) == 0, "%s", outbuf);
 }
 
+Test(http, minor_versions_beyond_1_1_are_505)
+{
+    feed("GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 505 ", 13) == 0, "%s", outbuf);
+    cr_assert(http_session_done(&sess));
+}
+
+Test(http, unknown_methods_are_501)
+{
+    /* well-formed tokens we do not implement, including a lower-case "get":
+     * methods are case-sensitive (RFC 9110 9.1) */
+    const char *reqs[] = {
+        "FOO /v1/items HTTP/1.1\r\nHost: x\r\n\r\n", "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "get /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "PUX /v1/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        teardown();
+        setup();
+        feed(reqs[i]);
+        cr_assert(strncmp(outbuf, "HTTP/1.1 501 Not Implemented\r\n", 30) == 0, "%s: %s", reqs[i],
+                  outbuf);
+        cr_assert(strstr(outbuf, "application/problem+json"), "%s", outbuf);
+        cr_assert(http_session_done(&sess));
+    }
+}
+
+Test(http, a_method_that_is_not_a_token_is_400)
+{
+    feed("G@T /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 400 ", 13) == 0, "%s", outbuf);
+}
+
+Test(http, invalid_host_values_are_400)
+{
+    const char *hosts[] = {"a b", "x/y", "a@b", "a?b", "exa\x01mple"};
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        teardown();
+        setup();
+        char req[256];
+        snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i]);
+        feed(req);
+        cr_assert(strncmp(outbuf, "HTTP/1.1 400 ", 13) == 0, "Host %s: %s", hosts[i], outbuf);
+    }
+    const char *good[] = {"example.com", "example.com:8080", "[::1]:80", "10.0.0.1", ""};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        teardown();
+        setup();
+        char req[256];
+        snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+        feed(req);
+        cr_assert(strncmp(outbuf, "HTTP/1.1 200 ", 13) == 0, "Host %s: %s", good[i], outbuf);
+    }
+}
+
+Test(http, a_target_over_the_limit_is_414)
+{
+    char req[4096];
+    int n = snprintf(req, sizeof(req), "GET /healthz?");
+    memset(req + n, 'a', 2000);
+    strcpy(req + n + 2000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    feed(req);
+    cr_assert(strncmp(outbuf, "HTTP/1.1 414 URI Too Long\r\n", 27) == 0, "%s", outbuf);
+    cr_assert(http_session_done(&sess));
+}
+
+Test(http, transfer_codings_other_than_chunked_are_501)
+{
+    const char *tes[] = {"gzip, chunked", "compress,chunked", "gzip", "identity",
+                         "chunked;foo=bar, x"};
+    for (size_t i = 0; i < sizeof(tes) / sizeof(tes[0]); i++) {
+        teardown();
+        setup();
+        char req[256];
+        snprintf(req, sizeof(req),
+                 "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: %s\r\n\r\nc\r\n{\"name\":\"a\"}\r\n0\r\n\r\n",
+                 tes[i]);
+        feed(req);
+        cr_assert(strncmp(outbuf, "HTTP/1.1 501 ", 13) == 0, "TE %s: %s", tes[i], outbuf);
+        cr_assert(http_session_done(&sess));
+        cr_assert_eq(fdb.submitted, 0);
+    }
+}
+
 Test(http, expect_continue_refused_for_bad_id)
 {
     feed("PUT /v1/items/abc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
