@@ -103,9 +103,12 @@ bool router_method_allowed(enum metrics_route r, int method)
     }
 }
 
+/* Decimal digits up to `max`. Leading zeros are allowed in any number
+ * (007 is 7, as is 0000000000000000000000007): the overflow check bounds the
+ * value, the request-target limit bounds the loop. */
 static int parse_digits(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
-    if (len == 0 || len > 20)
+    if (len == 0)
         return -EINVAL;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {

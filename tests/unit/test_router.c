@@ -68,9 +68,22 @@ Test(router, ids)
     cr_assert_eq(id, INT64_MAX);
     cr_assert_eq(router_parse_id("007", 3, &id), 0);
     cr_assert_eq(id, 7);
-    const char *bad[] = {
-        "",    "0",  "-1", "+1", "1a", " 1", "9223372036854775808", "99999999999999999999",
-        "%31", "1.0"};
+    /* as many leading zeros as the target limit allows: still decimal */
+    const char *z = "000000000000000000000000000009223372036854775807";
+    cr_assert_eq(router_parse_id(z, strlen(z), &id), 0);
+    cr_assert_eq(id, INT64_MAX);
+    const char *bad[] = {"",
+                         "0",
+                         "000",
+                         "-1",
+                         "+1",
+                         "1a",
+                         " 1",
+                         "9223372036854775808",
+                         "99999999999999999999",
+                         "0000000000000000000000000009223372036854775808",
+                         "%31",
+                         "1.0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(router_parse_id(bad[i], strlen(bad[i]), &id), -EINVAL, "%s", bad[i]);
 }
