@@ -319,6 +319,10 @@ static int on_headers_complete(llhttp_t *p)
         return fail(s, 400, "the Host header is not a valid host and port");
     if (r->te_unsupported)
         return fail(s, 501, "only the chunked transfer coding is implemented");
+    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+     * framing, whatever it says (a 1.0 peer may not know chunked). */
+    if (r->http_minor == 0 && (p->flags & (F_TRANSFER_ENCODING | F_CHUNKED)))
+        return fail(s, 400, "Transfer-Encoding is not defined in HTTP/1.0");
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->env->max_body_bytes)
         return fail(s, 413, "the request body is larger than the limit");
 

@@ -367,6 +367,15 @@ Test(http, transfer_codings_other_than_chunked_are_501)
     }
 }
 
+Test(http, transfer_encoding_in_http10_is_400)
+{
+    feed("POST /v1/items HTTP/1.0\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked\r\n\r\nc\r\n{\"name\":\"a\"}\r\n0\r\n\r\n");
+    cr_assert(strncmp(outbuf, "HTTP/1.1 400 ", 13) == 0, "%s", outbuf);
+    cr_assert(http_session_done(&sess));
+    cr_assert_eq(fdb.submitted, 0);
+}
+
 Test(http, expect_continue_refused_for_bad_id)
 {
     feed("PUT /v1/items/abc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
