@@ -52,6 +52,25 @@
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "                \
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
+/* The preconditions of update and delete (db.h, DB_COND_PARAMS): `im` the
+ * If-Match versions, `inm` the If-None-Match versions, `star` If-None-Match "*". */
+#define COND_WHERE(im, inm, star)                                                                  \
+    "AND (" im "::int[] IS NULL OR version = ANY(" im "::int[])) "                                 \
+    "AND NOT " star "::bool AND (" inm "::int[] IS NULL OR version <> ALL(" inm "::int[]))"
+/* The status word when nothing was written, from `cur.version` (NULL: absent). */
+#define COND_STATUS(im, inm, star)                                                                 \
+    "CASE WHEN cur.version IS NULL THEN 'absent' "                                                 \
+    "WHEN " im "::int[] IS NOT NULL AND cur.version <> ALL(" im "::int[]) THEN 'mismatch' "        \
+    "WHEN " star "::bool OR cur.version = ANY(" inm "::int[]) THEN 'match' "                       \
+    "WHEN " im "::int[] IS NOT NULL THEN 'mismatch' "                                              \
+    "WHEN " inm "::int[] IS NOT NULL THEN 'match' ELSE 'absent' END"
+/* One row: the version of item $1 in the statement's snapshot, NULL when absent. */
+#define COND_CURRENT       "(SELECT (SELECT version FROM items WHERE id = $1) AS version) cur"
+#define UPDATE_COND_WHERE  COND_WHERE("$4", "$5", "$6")
+#define UPDATE_COND_STATUS COND_STATUS("$4", "$5", "$6")
+#define DELETE_COND_WHERE  COND_WHERE("$2", "$3", "$4")
+#define DELETE_COND_STATUS COND_STATUS("$2", "$3", "$4")
+
 static const struct {
     const char *name;
     const char *sql;
@@ -76,28 +95,32 @@ static const struct {
                              "INSERT INTO items (name, data) VALUES ($1, $2::jsonb) "
                              "RETURNING " ITEM_COLS,
                              2},
-    /* One round trip answers ok / absent / mismatch. Under READ COMMITTED a
-     * concurrent writer makes UPDATE re-check `version` on the new row, so of
-     * N updates with the same If-Match exactly one wins. */
+    /* One round trip answers ok / absent / mismatch / match, with the
+     * preconditions (db.h, DB_COND_PARAMS) checked in the write's own WHERE:
+     * If-Match (strong: `version` is among $4, or $4 is NULL), then
+     * If-None-Match (weak: not "*", and `version` is not among $5). Under
+     * READ COMMITTED a concurrent writer makes UPDATE re-check `version` on
+     * the new row, so of N updates with the same If-Match exactly one wins.
+     * When nothing was written, the current row tells why, in RFC 9110
+     * 13.2.2 order; a row that passes both now was changed or deleted by a
+     * concurrent writer after our snapshot: 412 when a precondition was
+     * given, else 404. */
     [DB_STMT_ITEM_UPDATE] = {"ringlet_item_update",
                              "WITH upd AS (UPDATE items SET name = $2, data = $3::jsonb, "
                              "version = version + 1, updated_at = now() "
-                             "WHERE id = $1 AND ($4::int[] IS NULL OR version = ANY($4::int[])) "
-                             "RETURNING " ITEM_COLS ") "
+                             "WHERE id = $1 " UPDATE_COND_WHERE " RETURNING " ITEM_COLS ") "
                              "SELECT 'ok', upd.* FROM upd "
-                             "UNION ALL SELECT CASE WHEN $4::int[] IS NOT NULL AND EXISTS "
-                             "(SELECT 1 FROM items WHERE id = $1) THEN 'mismatch' ELSE 'absent' "
-                             "END, NULL::bigint, NULL, NULL, NULL::int, NULL, NULL "
-                             "WHERE NOT EXISTS (SELECT 1 FROM upd)",
-                             4},
+                             "UNION ALL SELECT " UPDATE_COND_STATUS ", "
+                             "NULL::bigint, NULL, NULL, NULL::int, NULL, NULL "
+                             "FROM " COND_CURRENT " WHERE NOT EXISTS (SELECT 1 FROM upd)",
+                             6},
     [DB_STMT_ITEM_DELETE] = {"ringlet_item_delete",
-                             "WITH del AS (DELETE FROM items WHERE id = $1 AND "
-                             "($2::int[] IS NULL OR version = ANY($2::int[])) RETURNING id) "
+                             "WITH del AS (DELETE FROM items "
+                             "WHERE id = $1 " DELETE_COND_WHERE " RETURNING id) "
                              "SELECT 'ok', del.id FROM del "
-                             "UNION ALL SELECT CASE WHEN $2::int[] IS NOT NULL AND EXISTS "
-                             "(SELECT 1 FROM items WHERE id = $1) THEN 'mismatch' ELSE 'absent' "
-                             "END, NULL::bigint WHERE NOT EXISTS (SELECT 1 FROM del)",
-                             2},
+                             "UNION ALL SELECT " DELETE_COND_STATUS ", NULL::bigint "
+                             "FROM " COND_CURRENT " WHERE NOT EXISTS (SELECT 1 FROM del)",
+                             4},
 };
 
 enum pc_state {
@@ -200,6 +223,9 @@ static void complete(struct db_pool *p, struct db_req *req, enum db_status st, c
         [DB_UNAVAILABLE] = M_OUTCOME_UNAVAILABLE,
         [DB_TIMEOUT] = M_OUTCOME_TIMEOUT,
         [DB_ERROR] = M_OUTCOME_ERROR,
+        /* the statement ran and refused the client's value: not a failure
+         * of the database (metrics.c has no label for it) */
+        [DB_INVALID] = M_OUTCOME_OK,
     };
     (void)p;
     ring_timer_disarm(&req->deadline);
@@ -208,6 +234,8 @@ static void complete(struct db_pool *p, struct db_req *req, enum db_status st, c
     if (res && st == DB_OK) {
         r.nrows = PQntuples(res);
         r.ncols = PQnfields(res);
+    } else if (res) {
+        r.sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     }
     metrics_count_query(db_stmt_metric(req->stmt), outcome[st]);
     req->cb(req, &r);
@@ -606,6 +634,22 @@ static enum db_status classify(const PGresult *res)
     return DB_ERROR;
 }
 
+/*
+ * An error of a statement that stores the client's name and data, which only
+ * those values can cause: a data exception (class 22: 22003 a number jsonb
+ * cannot hold, 22P02, 22P05, 22021...) or 54000 (a value over a size limit).
+ * Every other parameter of these statements is ours, and checked. Like any
+ * statement error it ends the write's own transaction and nothing else (a
+ * write has a Sync before and after it), so the connection stays usable.
+ */
+static bool client_value_error(enum db_stmt stmt, const PGresult *res)
+{
+    if (stmt != DB_STMT_ITEM_INSERT && stmt != DB_STMT_ITEM_UPDATE)
+        return false;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state && (strncmp(state, "22", 2) == 0 || strcmp(state, "54000") == 0);
+}
+
 static void deliver(struct pconn *c, struct pending *e, const PGresult *res)
 {
     struct db_pool *p = c->pool;
@@ -629,6 +673,11 @@ static void deliver(struct pconn *c, struct pending *e, const PGresult *res)
         req->retries++;
         wait_push(p, req, true);
         return;
+    }
+    if (st == DB_ERROR && client_value_error(req->stmt, res)) {
+        st = DB_INVALID; /* the client's fault: a 400, never retried */
+        log_debug("statement refused a client value", LOG_STR("statement", stmts[req->stmt].name),
+                  LOG_STR("sqlstate", PQresultErrorField(res, PG_DIAG_SQLSTATE)));
     }
     if (st == DB_ERROR)
         log_warn("statement failed", LOG_STR("statement", stmts[req->stmt].name),

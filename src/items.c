@@ -20,7 +20,13 @@
 #include "ringlet/http.h"
 #include "ringlet/router.h"
 
-#define MAX_TAGS 32 /* entity-tags considered in one If-Match */
+/* 400 details for a value PostgreSQL refuses (numeric's limits are its own). */
+#define DETAIL_NUMERIC                                                                             \
+    "data holds a number that cannot be stored (numeric out of range: at most 131072 digits "      \
+    "before the decimal point and 16383 after it)"
+#define DETAIL_UNSTORABLE "the request body holds a value that cannot be stored"
+
+#define MAX_TAGS 32 /* distinct versions one If-Match / If-None-Match may name on PUT, DELETE */
 
 static struct http_session *owner_of(struct db_req *req)
 {
@@ -40,6 +46,14 @@ static bool answer_db_failure(struct http_session *s, const struct db_result *re
         return true;
     case DB_TIMEOUT:
         http_resp_problem(s, 504, "the database did not answer within the request deadline", NULL);
+        return true;
+    case DB_INVALID:
+        /* Valid JSON the database cannot store; the detail names the kind
+         * of value, never the server's message (nor the database). */
+        http_resp_problem(s, 400,
+                          res->sqlstate && strcmp(res->sqlstate, "22003") == 0 ? DETAIL_NUMERIC
+                                                                               : DETAIL_UNSTORABLE,
+                          NULL);
         return true;
     case DB_ERROR:
     default:
@@ -131,65 +145,172 @@ static void answer_item(struct http_session *s, const struct db_result *res, int
     http_resp_finish(s, status, &h);
 }
 
-/* ---- conditional requests (RFC 9110 13.1) ---- */
+/* ---- conditional requests (RFC 9110 13.1, 13.2) ---- */
 
-/*
- * Parse an If-Match / If-None-Match list. Returns true for "*". Collects the
- * versions of tags of the form "N" (and W/"N" when `weak_ok`) into `v`.
- * Tags that cannot be ours are skipped: they simply never match.
- */
-static bool parse_tags(const char *p, size_t n, bool weak_ok, int64_t *v, int *count)
+enum tag_kind {
+    TAG_END,     /* no more members */
+    TAG_STAR,    /* "*" */
+    TAG_VERSION, /* "N" or W/"N" with N a possible version (1..INT32_MAX, canonical) */
+    TAG_OTHER,   /* anything else: a tag that is not ours, or garbage; it never matches */
+};
+
+/* The next member of an If-Match / If-None-Match list at *pp (advanced). */
+static enum tag_kind next_tag(const char **pp, const char *end, bool *weak, int64_t *version)
 {
-    const char *end = p + n;
-    *count = 0;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        if (p == end)
-            break;
-        if (*p == '*')
-            return true;
-        bool weak = false;
-        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
-            weak = true;
-            p += 2;
-        }
-        if (p < end && *p == '"') {
-            const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
-            if (!q)
-                break;
-            int64_t ver = parse_i64(p + 1, (size_t)(q - p - 1));
-            if (ver > 0 && ver <= INT32_MAX && (!weak || weak_ok) && *count < MAX_TAGS)
-                v[(*count)++] = ver;
-            p = q + 1;
-        } else {
-            while (p < end && *p != ',')
-                p++;
-        }
+    const char *p = *pp;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+        p++;
+    if (p == end) {
+        *pp = p;
+        return TAG_END;
     }
-    return false;
+    if (*p == '*') {
+        *pp = p + 1;
+        return TAG_STAR;
+    }
+    *weak = false;
+    if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+        *weak = true;
+        p += 2;
+    }
+    if (p < end && *p == '"') {
+        const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
+        if (!q) {
+            *pp = end; /* unterminated: nothing after it can be read */
+            return TAG_END;
+        }
+        *version = parse_i64(p + 1, (size_t)(q - p - 1));
+        *pp = q + 1;
+        return *version > 0 && *version <= INT32_MAX ? TAG_VERSION : TAG_OTHER;
+    }
+    while (p < end && *p != ',')
+        p++;
+    *pp = p;
+    return TAG_OTHER;
 }
 
-/* $N versions parameter for update/delete: NULL (no condition) or "{1,2}". */
-static const char *versions_param(struct http_session *s, int *len)
+/*
+ * Does the list `h` match an existing item at `version`? "*" matches any
+ * existing item; `strong` (If-Match) makes weak tags never match, otherwise
+ * (If-None-Match) "N" and W/"N" both match version N. Tags that cannot be
+ * ours simply never match; with `version` 0 (no entity-tag) only "*" does.
+ */
+static bool tags_match(const struct buf *h, int64_t version, bool strong)
+{
+    const char *p = h->data, *end = h->data + h->len;
+    bool weak = false;
+    int64_t v = 0;
+    for (;;) {
+        switch (next_tag(&p, end, &weak, &v)) {
+        case TAG_END:
+            return false;
+        case TAG_STAR:
+            return true;
+        case TAG_VERSION:
+            if (v == version && !(strong && weak))
+                return true;
+            break;
+        case TAG_OTHER:
+            break;
+        }
+    }
+}
+
+/*
+ * The versions the list `h` names (weak tags skipped when `strong`) as an
+ * int[] parameter "{1,2}" in `out`, or *star for "*". The condition is
+ * evaluated by the statement, so it needs every version: -1 when the list
+ * names more than MAX_TAGS distinct ones.
+ */
+#define TAGS_PARAM_BYTES (MAX_TAGS * 11 + 3) /* "{" 32 x "2147483647," "}" NUL */
+_Static_assert(sizeof(((struct http_request *)0)->p_versions) >= TAGS_PARAM_BYTES &&
+                   sizeof(((struct http_request *)0)->p_nomatch) >= TAGS_PARAM_BYTES,
+               "the If-Match / If-None-Match parameter buffers are too small");
+
+static int tags_param(const struct buf *h, bool strong, char *out, bool *star, int *len)
+{
+    int64_t v[MAX_TAGS];
+    int count = 0;
+    const char *p = h->data, *end = h->data + h->len;
+    bool weak = false, done = false;
+    int64_t ver = 0;
+    *star = false;
+    while (!done) {
+        switch (next_tag(&p, end, &weak, &ver)) {
+        case TAG_END:
+            done = true;
+            break;
+        case TAG_STAR:
+            *star = true;
+            return 0;
+        case TAG_VERSION: {
+            if (strong && weak)
+                break;
+            bool seen = false;
+            for (int i = 0; i < count && !seen; i++)
+                seen = v[i] == ver;
+            if (seen)
+                break;
+            if (count == MAX_TAGS)
+                return -1;
+            v[count++] = ver;
+            break;
+        }
+        case TAG_OTHER:
+            break;
+        }
+    }
+    size_t off = 0;
+    out[off++] = '{';
+    for (int i = 0; i < count; i++)
+        off += (size_t)snprintf(out + off, TAGS_PARAM_BYTES - off, "%s%lld", i ? "," : "",
+                                (long long)v[i]);
+    out[off++] = '}';
+    out[off] = '\0';
+    *len = (int)off;
+    return 0;
+}
+
+/*
+ * The DB_COND_PARAMS parameters of update and delete from `first` on: the
+ * If-Match versions (NULL when absent or "*"), the If-None-Match versions
+ * (NULL when absent or "*") and whether If-None-Match is "*". False when
+ * answered already (400: a list too long to evaluate).
+ */
+static bool cond_params(struct http_session *s, int first)
 {
     struct http_request *r = &s->req;
-    *len = 0;
-    if (!r->if_match.data || r->if_match.len == 0)
-        return NULL;
-    int64_t v[MAX_TAGS];
-    int count;
-    if (parse_tags(r->if_match.data, r->if_match.len, false, v, &count))
-        return NULL; /* "*": any current representation */
-    size_t off = 0;
-    r->p_versions[off++] = '{';
-    for (int i = 0; i < count; i++)
-        off += (size_t)snprintf(r->p_versions + off, sizeof(r->p_versions) - off, "%s%lld",
-                                i ? "," : "", (long long)v[i]);
-    r->p_versions[off++] = '}';
-    r->p_versions[off] = '\0';
-    *len = (int)off;
-    return r->p_versions;
+    struct db_req *q = &r->db;
+    bool star;
+    int len = 0;
+    q->params[first] = NULL;
+    q->lengths[first] = 0;
+    if (r->if_match.len) {
+        if (tags_param(&r->if_match, true, r->p_versions, &star, &len)) {
+            http_resp_problem(s, 400, "If-Match names more than 32 entity-tags", NULL);
+            return false;
+        }
+        if (!star) {
+            q->params[first] = r->p_versions;
+            q->lengths[first] = len;
+        }
+    }
+    star = false;
+    q->params[first + 1] = NULL;
+    q->lengths[first + 1] = 0;
+    if (r->if_none_match.len) {
+        if (tags_param(&r->if_none_match, false, r->p_nomatch, &star, &len)) {
+            http_resp_problem(s, 400, "If-None-Match names more than 32 entity-tags", NULL);
+            return false;
+        }
+        if (!star) {
+            q->params[first + 1] = r->p_nomatch;
+            q->lengths[first + 1] = len;
+        }
+    }
+    q->params[first + 2] = star ? "t" : "f";
+    q->lengths[first + 2] = 1;
+    return true;
 }
 
 static void set_id_param(struct http_session *s, int idx)
@@ -214,18 +335,22 @@ static void get_done(struct db_req *req, const struct db_result *res)
         http_resp_problem(s, 404, detail, NULL);
         return;
     }
+    /* RFC 9110 13.2.2: If-Match first, then If-None-Match. */
     struct http_request *r = &s->req;
-    if (r->if_none_match.len) {
+    if (r->if_match.len || r->if_none_match.len) {
         int len;
         const char *vs =
             res->ncols > DB_COL_VERSION ? db_value(res, 0, DB_COL_VERSION, &len) : NULL;
         int64_t version = vs ? parse_i64(vs, (size_t)len) : -1;
-        int64_t v[MAX_TAGS];
-        int count;
-        bool match = parse_tags(r->if_none_match.data, r->if_none_match.len, true, v, &count);
-        for (int i = 0; !match && i < count; i++)
-            match = v[i] == version;
-        if (match && version > 0) {
+        if (version <= 0) {
+            http_resp_problem(s, 500, "the request could not be completed", NULL);
+            return;
+        }
+        if (r->if_match.len && !tags_match(&r->if_match, version, true)) {
+            http_resp_problem(s, 412, "If-Match does not match the item's current version", NULL);
+            return;
+        }
+        if (r->if_none_match.len && tags_match(&r->if_none_match, version, false)) {
             struct http_resp h = {.etag_version = version};
             http_resp_finish(s, 304, &h);
             return;
@@ -307,6 +432,17 @@ void items_list(struct http_session *s, const char *query, size_t query_len)
         http_resp_problem(s, 400, detail, NULL);
         return;
     }
+    /* Preconditions (RFC 9110 13.1.1, 13.1.2, 13.2.2): the list always has
+     * a current representation but no entity-tag, so If-Match is true only
+     * as "*", and If-None-Match is false only as "*" (304, without ETag). */
+    if (r->if_match.len && !tags_match(&r->if_match, 0, true)) {
+        http_resp_problem(s, 412, "If-Match cannot match: the item list has no entity-tag", NULL);
+        return;
+    }
+    if (r->if_none_match.len && tags_match(&r->if_none_match, 0, false)) {
+        http_resp_finish(s, 304, NULL);
+        return;
+    }
     struct db_req *q = &r->db;
     q->nparams = 2;
     int n = snprintf(r->p_id, sizeof(r->p_id), "%lld", (long long)after);
@@ -377,7 +513,7 @@ void items_create(struct http_session *s)
 
 /* ---- PUT and DELETE: one status row ---- */
 
-/* "ok", "absent" or "mismatch" from the status column; false when answered. */
+/* "ok", "absent", "mismatch" or "match" from the status column; false when answered. */
 static bool status_row(struct http_session *s, const struct db_result *res, bool *ok)
 {
     int len = 0;
@@ -394,6 +530,8 @@ static bool status_row(struct http_session *s, const struct db_result *res, bool
         http_resp_problem(s, 404, detail, NULL);
     } else if (st && len == 8 && memcmp(st, "mismatch", 8) == 0) {
         http_resp_problem(s, 412, "If-Match does not match the item's current version", NULL);
+    } else if (st && len == 5 && memcmp(st, "match", 5) == 0) {
+        http_resp_problem(s, 412, "If-None-Match matches the item's current version", NULL);
     } else {
         http_resp_problem(s, 500, "the request could not be completed", NULL);
     }
@@ -416,13 +554,14 @@ void items_update(struct http_session *s)
         return;
     struct http_request *r = &s->req;
     struct db_req *q = &r->db;
-    q->nparams = 4;
+    if (!cond_params(s, 3))
+        return;
+    q->nparams = 3 + DB_COND_PARAMS;
     set_id_param(s, 0);
     q->params[1] = r->input.name;
     q->lengths[1] = (int)r->input.name_len;
     q->params[2] = r->input.data;
     q->lengths[2] = (int)r->input.data_len;
-    q->params[3] = versions_param(s, &q->lengths[3]);
     submit(s, DB_STMT_ITEM_UPDATE, false, update_done);
 }
 
@@ -440,8 +579,9 @@ void items_delete(struct http_session *s)
 {
     struct http_request *r = &s->req;
     struct db_req *q = &r->db;
-    q->nparams = 2;
+    if (!cond_params(s, 1))
+        return;
+    q->nparams = 1 + DB_COND_PARAMS;
     set_id_param(s, 0);
-    q->params[1] = versions_param(s, &q->lengths[1]);
     submit(s, DB_STMT_ITEM_DELETE, false, delete_done);
 }

@@ -27,8 +27,9 @@ enum db_stmt {
     DB_STMT_ITEM_GET,    /* $1 id                          -> 0 or 1 item row */
     DB_STMT_ITEM_LIST,   /* $1 after, $2 limit -> item rows by id, + page_rows */
     DB_STMT_ITEM_INSERT, /* $1 name, $2 data               -> the new item row */
-    DB_STMT_ITEM_UPDATE, /* $1 id, $2 name, $3 data, $4 versions int[] or NULL -> status row */
-    DB_STMT_ITEM_DELETE, /* $1 id, $2 versions int[] or NULL -> status row */
+    /* $1 id, $2 name, $3 data, then the preconditions (DB_COND_PARAMS) -> status row */
+    DB_STMT_ITEM_UPDATE,
+    DB_STMT_ITEM_DELETE, /* $1 id, then the preconditions (DB_COND_PARAMS) -> status row */
     DB_STMT__COUNT
 };
 
@@ -37,7 +38,20 @@ enum db_status {
     DB_UNAVAILABLE, /* no usable connection, or it broke with the request in flight */
     DB_TIMEOUT,     /* the request deadline passed (or statement_timeout fired) */
     DB_ERROR,       /* the server reported an error (logged by the pool) */
+    DB_INVALID,     /* a write statement refused a value of the client's (a data exception,
+                     * e.g. a number jsonb cannot hold): the request's fault, not the
+                     * database's; `sqlstate` says which */
 };
+
+/*
+ * The preconditions of update and delete, three parameters in this order
+ * (from $4 for update, from $2 for delete), evaluated in the statement
+ * itself so that the check and the write are atomic:
+ *   If-Match versions      int[] "{1,2}", or NULL: no If-Match, or "*"
+ *   If-None-Match versions int[] "{1,2}", or NULL: no list
+ *   If-None-Match "*"      bool "t" / "f"
+ */
+#define DB_COND_PARAMS 3
 
 /* Column order of every item row the statements return. */
 enum db_item_col {
@@ -60,8 +74,9 @@ enum db_item_col {
 
 /*
  * Update and delete return exactly one row whose first column is "ok",
- * "absent" or "mismatch"; for "ok" the item columns follow (update) or the
- * deleted id (delete), shifted by one.
+ * "absent", "mismatch" (If-Match is false) or "match" (If-None-Match is
+ * false); for "ok" the item columns follow (update) or the deleted id
+ * (delete), shifted by one.
  */
 #define DB_STATUS_COL 0
 
@@ -69,7 +84,8 @@ struct db_result {
     enum db_status status;
     int nrows;
     int ncols;
-    const void *impl; /* the implementation's result (a PGresult for the pool) */
+    const void *impl;     /* the implementation's result (a PGresult for the pool) */
+    const char *sqlstate; /* DB_ERROR, DB_INVALID: the server's SQLSTATE when known, else NULL */
     /* Column text and length; NULL for SQL NULL. */
     const char *(*value)(const struct db_result *r, int row, int col, int *len);
 };
@@ -82,7 +98,7 @@ static inline const char *db_value(const struct db_result *r, int row, int col, 
 struct db_req;
 typedef void (*db_cb)(struct db_req *req, const struct db_result *res);
 
-#define DB_MAX_PARAMS 4
+#define DB_MAX_PARAMS 6
 
 struct db_req {
     /* set by the caller before db_submit */

@@ -101,6 +101,7 @@ struct http_request {
     struct codec_item_input input;
     bool input_live;
     char p_id[24], p_extra[24], p_versions[400]; /* database parameters as text */
+    char p_nomatch[400];                         /* If-None-Match versions, idem */
     struct db_req db;
     bool db_pending; /* submitted, callback not yet run */
     bool head_only;  /* HEAD: send headers, not the body */

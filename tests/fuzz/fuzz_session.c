@@ -240,14 +240,15 @@ static void db_answer(unsigned outcome)
     case 4:
         complete(DB_TIMEOUT, 0, 0, NULL);
         return;
-    case 5:
-        complete(DB_ERROR, 0, 0, NULL);
+    case 5: /* a server error, or a client value it refused (22003 or another) */
+        fdb.sqlstate = sel % 3 == 1 ? "22003" : sel % 3 == 2 ? "22P02" : NULL;
+        complete(sel % 3 ? DB_INVALID : DB_ERROR, 0, 0, NULL);
         return;
     case 1: /* absent */
-    case 2: /* mismatch */
+    case 2: /* mismatch (If-Match) or match (If-None-Match) */
         if (stmt == DB_STMT_ITEM_UPDATE || stmt == DB_STMT_ITEM_DELETE) {
             int ncols = stmt == DB_STMT_ITEM_UPDATE ? 1 + DB_ITEM_NCOLS : 2;
-            cells[0] = kind == 1 ? "absent" : "mismatch";
+            cells[0] = kind == 1 ? "absent" : sel % 2 ? "match" : "mismatch";
             for (int i = 1; i < ncols; i++)
                 cells[i] = NULL;
             complete(DB_OK, 1, ncols, cells);

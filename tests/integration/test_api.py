@@ -230,6 +230,132 @@ class Conditional(harness.RingletTestCase):
         r = self.request("DELETE", self.path, headers=[("If-Match", "*")])
         self.assertEqual(r.status, 204, r)
 
+    # -- If-None-Match on PUT and DELETE (RFC 9110 13.1.2): false -> 412, nothing changes
+
+    def assert_unchanged(self):
+        cur = self.get_item(self.item["id"])
+        self.assertEqual(cur, self.item)
+
+    def test_put_if_none_match_star_412(self):
+        r = self.problem(412, "PUT", self.path, {"name": "clobber"},
+                         headers=[("If-None-Match", "*")])
+        self.assertIn("If-None-Match", r.json()["detail"])
+        self.assert_unchanged()
+
+    def test_delete_if_none_match_star_412(self):
+        self.problem(412, "DELETE", self.path, headers=[("If-None-Match", "*")])
+        self.assert_unchanged()
+
+    def test_if_none_match_matching_weak_tag_412(self):
+        for inm in ('W/"1"', '"1"', '"9", W/"1"', '"a",W/"1","b"'):
+            with self.subTest(inm=inm):
+                self.problem(412, "PUT", self.path, {"name": "n"}, headers=[("If-None-Match", inm)])
+                self.problem(412, "DELETE", self.path, headers=[("If-None-Match", inm)])
+        # the list split over several header lines
+        hs = [("If-None-Match", '"7"'), ("If-None-Match", 'W/"1"')]
+        self.problem(412, "PUT", self.path, {"name": "n"}, headers=hs)
+        self.problem(412, "DELETE", self.path, headers=hs)
+        self.assert_unchanged()
+
+    def test_if_none_match_other_tags_proceed(self):
+        r = self.request("PUT", self.path, {"name": "v2"},
+                         headers=[("If-None-Match", '"2", W/"3", "x"'),
+                                  ("If-None-Match", '"01"')])
+        self.assertEqual(r.status, 200, r)
+        assert_item(self, r.json(), name="v2", version=2, id=self.item["id"])
+        self.assertEqual(r.get_all("ETag"), ['"2"'])
+        # version 2 now: "1" no longer matches
+        r = self.request("DELETE", self.path, headers=[("If-None-Match", '"1", W/"3"')])
+        self.assertEqual(r.status, 204, r)
+        self.problem(404, "GET", self.path)
+
+    def test_if_none_match_absent_item_404_on_writes(self):
+        for inm in ("*", '"1"', 'W/"1"'):
+            with self.subTest(inm=inm):
+                self.problem(404, "PUT", "/v1/items/%d" % INT64_MAX, {"name": "z"},
+                             headers=[("If-None-Match", inm)])
+                self.problem(404, "DELETE", "/v1/items/%d" % INT64_MAX,
+                             headers=[("If-None-Match", inm)])
+
+    def test_if_match_then_if_none_match_on_writes(self):
+        # both true: proceeds
+        r = self.request("PUT", self.path, {"name": "v2"},
+                         headers=[("If-Match", '"1"'), ("If-None-Match", '"5"')])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["version"], 2)
+        # If-Match false (evaluated first), If-None-Match true
+        r = self.problem(412, "PUT", self.path, {"name": "v3"},
+                         headers=[("If-Match", '"1"'), ("If-None-Match", '"5"')])
+        self.assertIn("If-Match", r.json()["detail"])
+        # If-Match true, If-None-Match false
+        r = self.problem(412, "DELETE", self.path,
+                         headers=[("If-Match", '"2"'), ("If-None-Match", "*")])
+        self.assertIn("If-None-Match", r.json()["detail"])
+        # both false
+        self.problem(412, "DELETE", self.path,
+                     headers=[("If-Match", '"7"'), ("If-None-Match", 'W/"2"')])
+        cur = self.get_item(self.item["id"])
+        assert_item(self, cur, name="v2", version=2)
+
+    # -- If-Match on GET and HEAD (RFC 9110 13.1.1): strong comparison, else 412
+
+    def test_get_if_match(self):
+        for im in ('"2"', 'W/"1"', '"01"', '"x"', '"2", W/"1"'):
+            with self.subTest(im=im):
+                r = self.problem(412, "GET", self.path, headers=[("If-Match", im)])
+                self.assertIn("If-Match", r.json()["detail"])
+                r = self.request("HEAD", self.path, headers=[("If-Match", im)])
+                assert_problem(self, r, 412)
+                self.assertIsNone(r.body)
+        for im in ('"1"', "*", '"5", "1"', 'W/"1", "1"'):
+            with self.subTest(im=im):
+                r = self.request("GET", self.path, headers=[("If-Match", im)])
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json(), self.item)
+                self.assertEqual(r.get_all("ETag"), ['"1"'])
+                h = self.request("HEAD", self.path, headers=[("If-Match", im)])
+                self.assertEqual(h.status, 200, h)
+                self.assertEqual(int(h.get("Content-Length")), self.get_length)
+                self.assertIsNone(h.body)
+        # several header lines form one list
+        r = self.request("GET", self.path, headers=[("If-Match", '"4"'), ("If-Match", '"1"')])
+        self.assertEqual(r.status, 200, r)
+
+    def test_get_if_match_absent_404(self):
+        for im in ('"1"', "*", 'W/"1"'):
+            with self.subTest(im=im):
+                self.problem(404, "GET", "/v1/items/%d" % INT64_MAX, headers=[("If-Match", im)])
+                r = self.request("HEAD", "/v1/items/%d" % INT64_MAX, headers=[("If-Match", im)])
+                assert_problem(self, r, 404)
+
+    def test_get_if_match_before_if_none_match(self):
+        self.problem(412, "GET", self.path,
+                     headers=[("If-Match", '"2"'), ("If-None-Match", '"1"')])
+        self.assert_304('"1"')  # sanity: alone it is a 304
+        with Conn(self.port) as c:
+            c.request("GET", self.path, headers=[("If-Match", '"1"'), ("If-None-Match", '"1"')])
+            r = c.read_response("GET")
+        self.assertEqual(r.status, 304, r)
+
+    def test_list_preconditions(self):
+        # The list has a representation but no entity-tag: If-Match holds only
+        # as "*", If-None-Match fails only as "*".
+        self.problem(412, "GET", "/v1/items", headers=[("If-Match", '"1"')])
+        r = self.request("HEAD", "/v1/items", headers=[("If-Match", 'W/"1"')])
+        assert_problem(self, r, 412)
+        page = "/v1/items?limit=1&after=%d" % (self.item["id"] - 1)
+        r = self.request("GET", page, headers=[("If-Match", "*")])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["items"], [self.item])
+        r = self.request("GET", page, headers=[("If-None-Match", '"1"')])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["items"], [self.item])
+        r = self.request("GET", "/v1/items", headers=[("If-None-Match", "*")])
+        self.assertEqual(r.status, 304, r)
+        self.assertIsNone(r.body)
+        # a bad query is still 400 first
+        self.problem(400, "GET", "/v1/items?limit=0", headers=[("If-Match", '"1"')])
+
 
 class Listing(harness.RingletTestCase):
 
@@ -491,6 +617,107 @@ class Validation(harness.RingletTestCase):
             r = c.read_final("POST")
         assert_problem(self, r, 413)
         self.assert_alive(s)
+
+
+class Unstorable(harness.RingletTestCase):
+    """Valid JSON numbers PostgreSQL's numeric (hence jsonb) cannot hold:
+    400, not 500, and the connection to the database stays usable."""
+
+    # One database connection: every statement below shares it, so a refused
+    # write must leave it, and its pipeline, in order for what follows.
+    server_env = {"RINGLET_DB_CONNECTIONS": "1"}
+
+    NUMBERS = ["1e131072", "1e200000", "1e-16400", "-1e131072"]
+
+    def assert_unstorable(self, r):
+        assert_problem(self, r, 400)
+        detail = r.json()["detail"]
+        self.assertIn("cannot be stored", detail)
+        self.assertIn("numeric out of range", detail)
+        for leak in ("overflows", "sql", "postgres", "insert", "update", "jsonb", "22003",
+                     "ringlet_"):
+            self.assertNotIn(leak, detail.lower())
+
+    def db_errors(self, stmt):
+        return harness.metric_value(self.metrics(), "db_queries_total", statement=stmt,
+                                    outcome="error")
+
+    def test_post_out_of_range_number_400(self):
+        errors = self.db_errors("item_insert")
+        for n in self.NUMBERS:
+            with self.subTest(n=n):
+                body = ('{"name":"a","data":{"n":%s}}' % n).encode()
+                self.assert_unstorable(self.request("POST", "/v1/items", body))
+                # nested deeper, and on the same keep-alive connection as a good one
+                with Conn(self.port) as c:
+                    c.request("POST", "/v1/items", body=('{"name":"a","data":{"k":[{"n":%s}]}}'
+                                                         % n).encode())
+                    self.assert_unstorable(c.read_response("POST"))
+                    c.request("POST", "/v1/items", body={"name": "after", "data": {"n": 1}})
+                    r = c.read_response("POST")
+                self.assertEqual(r.status, 201, r)
+                assert_item(self, r.json(), name="after", data={"n": 1}, version=1)
+        # the service keeps serving, and the refusals were no database failures
+        self.assertEqual(self.create("next")["name"], "next")
+        self.assertEqual(self.db_errors("item_insert"), errors)
+        self.assert_alive()
+
+    def test_put_out_of_range_number_400(self):
+        item = self.create("keep", {"k": 1})
+        path = "/v1/items/%d" % item["id"]
+        errors = self.db_errors("item_update")
+        for n in self.NUMBERS:
+            with self.subTest(n=n):
+                body = ('{"name":"b","data":{"n":%s}}' % n).encode()
+                self.assert_unstorable(self.request("PUT", path, body))
+                self.assert_unstorable(self.request("PUT", path, body,
+                                                    headers=[("If-Match", '"1"')]))
+        self.assertEqual(self.get_item(item["id"]), item)
+        self.assertEqual(self.db_errors("item_update"), errors)
+        r = self.request("PUT", path, {"name": "b", "data": {"n": 2}})
+        self.assertEqual(r.status, 200, r)
+        assert_item(self, r.json(), name="b", data={"n": 2}, version=2)
+
+    def test_refusal_among_concurrent_requests(self):
+        item = self.create("around")
+        path = "/v1/items/%d" % item["id"]
+        bad = b'{"name":"a","data":{"n":1e131072}}'
+        conns = [Conn(self.port) for _ in range(8)]
+        try:
+            # all sent before any is read: reads and writes share the pipeline
+            for i, c in enumerate(conns):
+                if i % 2:
+                    c.request("POST" if i % 4 == 1 else "PUT", "/v1/items" if i % 4 == 1 else path,
+                              body=bad)
+                else:
+                    c.request("GET", path)
+            for i, c in enumerate(conns):
+                r = c.read_response("GET" if i % 2 == 0 else "POST")
+                if i % 2:
+                    self.assert_unstorable(r)
+                else:
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(r.json(), item)
+        finally:
+            for c in conns:
+                c.close()
+        r = self.request("PUT", path, {"name": "later"}, headers=[("If-Match", '"1"')])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["version"], 2)
+        self.assertEqual(self.request("GET", "/readyz").status, 200)
+
+    def test_large_but_storable_numbers_201(self):
+        # (compared as bytes: 1e131071 has more digits than Python's int parser takes)
+        for n in ("1e400", "-1e400", "1e131071", "1e-16383"):
+            with self.subTest(n=n):
+                r = self.request("POST", "/v1/items", ('{"name":"a","data":{"n":%s}}' % n).encode())
+                self.assertEqual(r.status, 201, r)
+                self.assertIn(b'"data":{"n":', r.body)
+                g = self.request("GET", r.get("Location"))
+                self.assertEqual(g.status, 200, g)
+                self.assertEqual(g.body, r.body)
+                # not left for other tests that parse lists with Python's json
+                self.assertEqual(self.request("DELETE", r.get("Location")).status, 204)
 
 
 class Routing(harness.RingletTestCase):

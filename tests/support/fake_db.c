@@ -92,6 +92,7 @@ bool fake_db_complete(struct fake_db *f, enum db_status status, int nrows, int n
                           .nrows = status == DB_OK ? nrows : 0,
                           .ncols = status == DB_OK ? ncols : 0,
                           .impl = &fr,
+                          .sqlstate = status == DB_OK ? NULL : f->sqlstate,
                           .value = fake_value};
     req->cb(req, &r);
     return true;

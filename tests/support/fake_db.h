@@ -16,8 +16,9 @@ struct fake_db {
     int submit_rc; /* what submit returns (0 accepts) */
     struct db_req *pending[FAKE_DB_MAX];
     int npending;
-    int submitted; /* total accepted */
-    int cancelled; /* total cancel calls on pending requests */
+    int submitted;        /* total accepted */
+    int cancelled;        /* total cancel calls on pending requests */
+    const char *sqlstate; /* given with every completion that is not DB_OK */
 };
 
 void fake_db_init(struct fake_db *f);
