@@ -130,7 +130,12 @@ static void check_router(const char *t, size_t n)
     /* The parsers on their own. */
     int64_t id = -1;
     if (router_parse_id(t, n, &id) == 0) {
-        FUZZ_CHECK(id > 0 && n > 0 && n <= 20, "id %lld from %zu bytes", (long long)id, n);
+        /* any number of leading zeros; at most 19 significant digits */
+        size_t lead = 0;
+        while (lead < n && t[lead] == '0')
+            lead++;
+        FUZZ_CHECK(id > 0 && n - lead >= 1 && n - lead <= 19, "id %lld from %zu bytes",
+                   (long long)id, n);
         int64_t v = 0;
         for (size_t i = 0; i < n; i++) {
             FUZZ_CHECK(t[i] >= '0' && t[i] <= '9', "non-digit accepted in an id");
