@@ -60,15 +60,31 @@ RUN set -eu; \
         so=$(readlink -f "$(ldconfig -p | awk '$1 == "libpq.so.5" { print $NF; exit }')"); \
         cp src/interfaces/libpq/libpq.so.5.* "$so"; \
         ! ldd "$so" | grep -E 'ldap|gssapi|krb5'; \
+        # and its archives, for RINGLET_STATIC_DEPS: libpq.a in place of
+        # Debian's (which needs GSSAPI and LDAP), with the two PostgreSQL
+        # helper archives libpq.so is linked from
+        make -s -C src/common -j"$(nproc)" libpgcommon_shlib.a; \
+        make -s -C src/port -j"$(nproc)" libpgport_shlib.a; \
+        cp src/interfaces/libpq/libpq.a src/common/libpgcommon_shlib.a \
+           src/port/libpgport_shlib.a "$(dirname "$so")/"; \
         cd /; rm -rf /pq /var/lib/apt/lists/*; \
     elif [ "$LIBPQ" != debian ]; then echo "LIBPQ must be minimal or debian" >&2; exit 1; fi
 
+# With the minimal libpq, ringlet links liburing, json-c, libpq and OpenSSL
+# statically (glibc stays dynamic): ld.so no longer reads libcrypto's and
+# libssl's symbol and relocation tables at start (idle RSS 4.4 -> 3.8 MB, the
+# image 1.1 MB smaller). The binary stays PIE. STATIC_DEPS=OFF links them
+# dynamically.
+ARG STATIC_DEPS=ON
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DRINGLET_TESTS=OFF \
- && cmake --build /build --parallel \
- && strip --strip-all /build/ringlet \
- && /build/ringlet --version
+RUN set -eu; \
+    static=OFF; [ "$LIBPQ" = minimal ] && [ "$STATIC_DEPS" = ON ] && static=ON; \
+    cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DRINGLET_TESTS=OFF -DRINGLET_STATIC_DEPS=$static; \
+    cmake --build /build --parallel; \
+    strip --strip-all /build/ringlet; \
+    /build/ringlet --version; \
+    ldd /build/ringlet
 
 # Gather the root filesystem of the final image in /out.
 ARG RINGLET_UID=65532
@@ -80,6 +96,14 @@ RUN set -eu; \
         cp --parents -L "$lib" /out/; \
         pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n1 | cut -d: -f1) || true; \
         if [ -n "$pkg" ] && [ -f "/usr/share/doc/$pkg/copyright" ]; then \
+            mkdir -p "/out/usr/share/doc/$pkg"; cp "/usr/share/doc/$pkg/copyright" "/out/usr/share/doc/$pkg/"; \
+        fi; \
+    done; \
+    # the notices of what RINGLET_STATIC_DEPS linked into the binary (ldd
+    # does not list it; libpq5's covers the libpq built above), and libc6's,
+    # which the loop above misses (ldd names /lib/..., dpkg knows /usr/lib/...)
+    for pkg in libc6 libpq5 libssl3 libjson-c5 liburing2; do \
+        if [ -f "/usr/share/doc/$pkg/copyright" ]; then \
             mkdir -p "/out/usr/share/doc/$pkg"; cp "/usr/share/doc/$pkg/copyright" "/out/usr/share/doc/$pkg/"; \
         fi; \
     done; \
