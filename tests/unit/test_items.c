@@ -7,61 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../support/fake_db.h"
-#include "ringlet/http.h"
-#include "ringlet/metrics.h"
-
-static struct fake_db fdb;
-static struct http_env env;
-static struct http_session sess;
-static char outbuf[1 << 16];
-static size_t outlen;
-
-static void pump(void)
-{
-    const char *p;
-    size_t n;
-    while ((n = http_session_output(&sess, &p)) > 0) {
-        cr_assert_lt(outlen + n, sizeof(outbuf));
-        memcpy(outbuf + outlen, p, n);
-        outlen += n;
-        outbuf[outlen] = '\0';
-        http_session_sent(&sess, n);
-    }
-}
-
-static void on_update(struct http_session *s)
-{
-    (void)s;
-    pump();
-}
-
-static const struct http_hooks hooks = {.update = on_update};
-
-static void setup(void)
-{
-    metrics_init();
-    fake_db_init(&fdb);
-    memset(&env, 0, sizeof(env));
-    env.max_header_bytes = 4096;
-    env.max_body_bytes = 256;
-    env.db = &fdb.db;
-    http_env_init(&env);
-    http_session_init(&sess, &env, &hooks, NULL);
-    outlen = 0;
-    outbuf[0] = '\0';
-}
-
-static void teardown(void)
-{
-    http_session_fini(&sess);
-}
-
-static void feed(const char *s)
-{
-    http_session_feed(&sess, s, strlen(s));
-    pump();
-}
+#define FIXTURE_MAX_HEADER_BYTES 4096
+#include "../support/session_fixture.h"
 
 static void reset_output(void)
 {
