@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,13 @@ static int read_file(const char *path, size_t max, char **out, size_t *len)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    /* Sized by the file (hosts files are usually a few hundred bytes), at
+     * least a page for files that report no size, never beyond `max`. */
+    struct stat st;
+    size_t want = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 4096;
+    if (want > max)
+        want = max;
+    max = want;
     char *b = malloc(max);
     if (!b) {
         close(fd);
